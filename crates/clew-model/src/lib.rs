@@ -1,0 +1,30 @@
+//! The span data model every other Clew crate speaks.
+//!
+//! Owns the identifier newtypes ([`TraceId`], [`SpanId`], [`TenantId`]), re-exports the OTLP
+//! protobuf types ([`otlp`]), and defines [`SpanRow`]: one span flattened for storage, with its
+//! resource and scope kept as encoded protobuf so that nothing OTLP can express is lost.
+//!
+//! This crate does no I/O and depends on no other Clew crate.
+
+mod ids;
+mod row;
+mod tenant;
+
+pub use ids::{IdError, SpanId, TraceId};
+pub use row::{assemble, rows_from_request, DecodeError, Events, KeyValues, Links, SpanRow};
+pub use tenant::{TenantError, TenantId};
+
+/// The generated OTLP protobuf types (with their OTLP/JSON serde mapping).
+pub use opentelemetry_proto::tonic as otlp;
+
+/// Resource attribute that names the service that emitted a span.
+pub const SERVICE_NAME: &str = "service.name";
+
+/// Nanoseconds in one day; storage partitions spans by UTC day of their start time.
+pub const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
+
+/// The UTC day (days since 1970-01-01) a timestamp in Unix nanoseconds falls on.
+pub fn day_of(unix_nano: u64) -> u32 {
+    // u64 nanoseconds cover ~584 years, so the day always fits in u32.
+    (unix_nano / NANOS_PER_DAY) as u32
+}

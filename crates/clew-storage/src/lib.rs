@@ -1,0 +1,102 @@
+//! The storage boundary: what ingest may ask of a span store and what queries may read back.
+//!
+//! Owns [`SpanWriter`], [`TraceReader`], [`Storage`], [`StorageError`], and (feature
+//! `conformance`) the suite every backend must pass. Backends (the embedded engine, ClickHouse)
+//! implement these traits; nothing above this crate names a backend except the composition root.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use clew_model::{SpanRow, TenantId, TraceId};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Everything a span store can fail with, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Memory or WAL backlog is full; the caller should retry later (HTTP 503, gRPC UNAVAILABLE).
+    #[error("storage is overloaded ({reason}); retry in {}s", retry_after.as_secs().max(1))]
+    Overloaded { reason: String, retry_after: Duration },
+    /// The disk or a remote store cannot take writes now (disk full, server down).
+    #[error("storage unavailable while trying to {context}: {source}")]
+    Unavailable {
+        context: String,
+        retry_after: Duration,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Stored data could not be read back as written.
+    #[error("corrupt data in {location}: {reason}")]
+    Corrupt { location: String, reason: String },
+    /// Any other failure of the underlying system, with what was being done.
+    #[error("storage failed to {context}: {source}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("storage is shut down")]
+    Closed,
+}
+
+impl StorageError {
+    pub fn internal(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal { context: context.into(), source: source.into() }
+    }
+
+    /// Whether the same request may succeed if sent again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Overloaded { .. } | Self::Unavailable { .. })
+    }
+
+    /// How long a client should wait before retrying, when retrying makes sense.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Overloaded { retry_after, .. } | Self::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// What a successful write stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteReceipt {
+    pub spans: usize,
+}
+
+/// Accepts validated spans. When `write` returns `Ok`, the spans are durable: a crash of the
+/// process or the machine does not lose them.
+#[async_trait]
+pub trait SpanWriter: Send + Sync {
+    /// Stores every span of `request` for `tenant`. IDs have been validated by the caller.
+    async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt>;
+}
+
+/// Reads spans back.
+#[async_trait]
+pub trait TraceReader: Send + Sync {
+    /// All spans of one trace that belong to `tenant`, in no particular order; empty when the
+    /// trace is unknown.
+    async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>>;
+}
+
+/// A complete backend, as the composition root holds it.
+#[async_trait]
+pub trait Storage: SpanWriter + TraceReader {
+    /// Moves everything acknowledged so far into long-term storage (for the embedded engine:
+    /// from the WAL-backed head into segments).
+    async fn flush(&self) -> Result<()>;
+
+    /// Flushes and stops background work; later writes fail with [`StorageError::Closed`].
+    async fn close(&self) -> Result<()>;
+
+    /// Whether the store accepts writes right now (for readiness probes).
+    fn is_ready(&self) -> bool;
+}
+
+pub type DynStorage = Arc<dyn Storage>;

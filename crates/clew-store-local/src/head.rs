@@ -1,0 +1,75 @@
+//! The in-memory head: every acknowledged span not yet in a segment, indexed by trace.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use clew_model::{day_of, SpanRow, TenantId, TraceId};
+
+use crate::segment::sort_key;
+
+#[derive(Default)]
+struct TenantHead {
+    rows: Vec<SpanRow>,
+    by_trace: HashMap<TraceId, Vec<u32>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Head {
+    tenants: HashMap<TenantId, TenantHead>,
+    pub(crate) bytes: usize,
+    pub(crate) spans: usize,
+    /// When the first span arrived, to flush an idle head after a while.
+    pub(crate) since: Option<Instant>,
+    /// The WAL files that hold this head's spans end at this sequence (set when frozen).
+    pub(crate) wal_upto: u64,
+}
+
+impl Head {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.spans == 0
+    }
+
+    pub(crate) fn insert(&mut self, tenant: &TenantId, rows: Vec<SpanRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        self.since.get_or_insert_with(Instant::now);
+        let head = self.tenants.entry(tenant.clone()).or_default();
+        for row in rows {
+            self.bytes += row.estimated_size();
+            self.spans += 1;
+            let position = head.rows.len() as u32;
+            head.by_trace.entry(row.trace_id).or_default().push(position);
+            head.rows.push(row);
+        }
+    }
+
+    pub(crate) fn trace(&self, tenant: &TenantId, trace_id: &TraceId) -> Vec<SpanRow> {
+        let Some(head) = self.tenants.get(tenant) else {
+            return Vec::new();
+        };
+        head.by_trace
+            .get(trace_id)
+            .map(|positions| positions.iter().map(|&i| head.rows[i as usize].clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The head's rows split by tenant and day, each part in segment order.
+    pub(crate) fn partitions(&self) -> Vec<(TenantId, u32, Vec<&SpanRow>)> {
+        let mut parts: HashMap<(&TenantId, u32), Vec<&SpanRow>> = HashMap::new();
+        for (tenant, head) in &self.tenants {
+            for row in &head.rows {
+                parts.entry((tenant, day_of(row.start_unix_nano))).or_default().push(row);
+            }
+        }
+        let mut parts: Vec<_> = parts
+            .into_iter()
+            .map(|((tenant, day), mut rows)| {
+                rows.sort_unstable_by_key(|row| sort_key(row));
+                (tenant.clone(), day, rows)
+            })
+            .collect();
+        parts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        parts
+    }
+}

@@ -1,0 +1,568 @@
+//! The embedded storage engine Clew runs by default.
+//!
+//! Owns everything under the data directory: the write-ahead log (`wal/`), the in-memory head
+//! that serves recent spans, Parquet segments per tenant and day (`segments/`), their trace-ID
+//! indexes, compaction, and recovery. It implements the traits of `clew-storage` and knows
+//! nothing of receivers, APIs or configuration files. The file format and the guarantees are
+//! described in this crate's README.
+
+mod compaction;
+mod head;
+mod metrics;
+mod segment;
+mod wal;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::mem;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use clew_model::{rows_from_request, SpanRow, TenantId, TraceId};
+use clew_storage::{Result, Storage, SpanWriter, StorageError, TraceReader, WriteReceipt};
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use tokio::sync::{Notify, RwLock, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::head::Head;
+use crate::metrics::EngineMetrics;
+use crate::segment::{FlushTag, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS};
+use crate::wal::{Wal, WalRecord};
+
+/// How the engine sizes itself. The composition root fills this from the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub data_dir: PathBuf,
+    /// The head is flushed to segments once it holds this many bytes.
+    pub head_flush_bytes: u64,
+    /// Writes are refused (retry later) while the head holds this many bytes.
+    pub head_max_bytes: u64,
+    /// A head that is not empty is flushed at least this often.
+    pub flush_interval: Duration,
+    /// Writes are refused (retry later) while this many bytes wait for the WAL.
+    pub wal_max_pending_bytes: u64,
+    /// A day with this many small segments is compacted.
+    pub compaction_min_segments: usize,
+    /// Segments with fewer spans than this are "small"; compaction aims for this size.
+    pub compaction_target_spans: u64,
+    /// What refused writes are told to wait.
+    pub retry_after: Duration,
+}
+
+impl EngineOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            head_flush_bytes: 128 << 20,
+            head_max_bytes: 512 << 20,
+            flush_interval: Duration::from_secs(30),
+            wal_max_pending_bytes: 256 << 20,
+            compaction_min_segments: 4,
+            compaction_target_spans: 2_000_000,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+struct State {
+    /// Takes new spans.
+    active: Head,
+    /// Being written to segments; still served to readers until its segments are registered.
+    frozen: Option<Arc<Head>>,
+    segments: BTreeMap<TenantId, Vec<Arc<Segment>>>,
+}
+
+struct Inner {
+    options: EngineOptions,
+    segments_dir: PathBuf,
+    wal_dir: PathBuf,
+    wal: Wal,
+    /// Appends hold it shared from WAL append to head insert; a flush holds it exclusively
+    /// while it rotates the WAL and freezes the head, so every record of the rotated files is
+    /// in the frozen head.
+    rotation: RwLock<()>,
+    /// One flush at a time.
+    flush_lock: tokio::sync::Mutex<()>,
+    /// One compaction at a time.
+    compaction_lock: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+    pending_wal_bytes: Arc<Semaphore>,
+    next_segment_id: Arc<AtomicU64>,
+    flush_wanted: Notify,
+    closed: AtomicBool,
+    metrics: EngineMetrics,
+}
+
+/// The embedded engine. Cheap to share through `Arc`; background flush and compaction run
+/// until [`Storage::close`].
+pub struct LocalEngine {
+    inner: Arc<Inner>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn io_err(context: &str) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |e| StorageError::internal(context, e)
+}
+
+impl LocalEngine {
+    /// Opens (or creates) the store in `options.data_dir`: loads segments, finishes or undoes
+    /// interrupted flushes and compactions, replays the WAL into the head, and starts the
+    /// background work. Must be called inside a Tokio runtime.
+    pub async fn open(options: EngineOptions, registry: &mut Registry) -> Result<Self> {
+        let metrics = EngineMetrics::register(registry);
+        let opened = {
+            let options = options.clone();
+            let metrics = metrics.clone();
+            tokio::task::spawn_blocking(move || recover(&options, &metrics))
+                .await
+                .map_err(|e| StorageError::internal("recover the data directory", e))??
+        };
+        let Recovered { head, segments, next_segment_id, next_wal_seq } = opened;
+        let wal_dir = options.data_dir.join("wal");
+        let wal = Wal::start(wal_dir.clone(), next_wal_seq, metrics.clone()).map_err(io_err("start the WAL"))?;
+        let mut by_tenant: BTreeMap<TenantId, Vec<Arc<Segment>>> = BTreeMap::new();
+        for segment in segments {
+            by_tenant.entry(segment.meta.tenant.clone()).or_default().push(Arc::new(segment));
+        }
+        let permits = usize::try_from(options.wal_max_pending_bytes).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+        let inner = Arc::new(Inner {
+            segments_dir: options.data_dir.join("segments"),
+            wal_dir,
+            wal,
+            rotation: RwLock::new(()),
+            flush_lock: tokio::sync::Mutex::new(()),
+            compaction_lock: tokio::sync::Mutex::new(()),
+            state: Mutex::new(State { active: head, frozen: None, segments: by_tenant }),
+            pending_wal_bytes: Arc::new(Semaphore::new(permits)),
+            next_segment_id: Arc::new(AtomicU64::new(next_segment_id)),
+            flush_wanted: Notify::new(),
+            closed: AtomicBool::new(false),
+            metrics,
+            options,
+        });
+        inner.update_gauges();
+        let tasks = vec![tokio::spawn(flush_loop(inner.clone())), tokio::spawn(compaction_loop(inner.clone()))];
+        Ok(Self { inner, tasks: Mutex::new(tasks) })
+    }
+
+    /// Merges small segments until no day qualifies. Runs in the background too; exposed for
+    /// tests and benchmarks.
+    pub async fn compact(&self) -> Result<usize> {
+        let mut merged = 0;
+        while self.inner.compact_once().await? {
+            merged += 1;
+        }
+        Ok(merged)
+    }
+
+    /// Figures about what is stored, for benchmarks and tests.
+    pub fn stats(&self) -> EngineStats {
+        let state = self.inner.state.lock();
+        let segments = state.segments.values().flatten();
+        EngineStats {
+            head_spans: state.active.spans + state.frozen.as_ref().map_or(0, |f| f.spans),
+            segments: segments.clone().count(),
+            segment_spans: segments.clone().map(|s| s.spans).sum(),
+            segment_bytes: segments.map(|s| s.bytes).sum(),
+        }
+    }
+}
+
+/// See [`LocalEngine::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    pub head_spans: usize,
+    pub segments: usize,
+    pub segment_spans: u64,
+    pub segment_bytes: u64,
+}
+
+struct Recovered {
+    head: Head,
+    segments: Vec<Segment>,
+    next_segment_id: u64,
+    next_wal_seq: u64,
+}
+
+fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered> {
+    let wal_dir = options.data_dir.join("wal");
+    let segments_dir = options.data_dir.join("segments");
+    for dir in [&wal_dir, &segments_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::internal(format!("create directory {}", dir.display()), e))?;
+    }
+    let mut segments = Vec::new();
+    for path in segment::find_segment_files(&segments_dir).map_err(io_err("list segments"))? {
+        match Segment::open(&path) {
+            Ok(segment) => segments.push(segment),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                // Keep serving everything else; the file stays for inspection.
+                tracing::error!(segment = %path.display(), error = %e, "segment is unreadable; setting it aside");
+                let aside = path.with_extension("parquet.corrupt");
+                std::fs::rename(&path, &aside).map_err(io_err("set aside a corrupt segment"))?;
+            }
+            Err(e) => return Err(StorageError::internal(format!("open segment {}", path.display()), e)),
+        }
+    }
+    let next_segment_id = segments.iter().map(|s| s.meta.id).max().unwrap_or(0) + 1;
+
+    // A compaction that finished writing replaces its inputs, even if it crashed before
+    // deleting them.
+    let replaced: Vec<u64> = segments.iter().flat_map(|s| s.meta.replaces.iter().copied()).collect();
+    let (gone, kept): (Vec<_>, Vec<_>) = segments.into_iter().partition(|s| replaced.contains(&s.meta.id));
+    for segment in gone {
+        Segment::remove_files(&segment.path).map_err(io_err("remove compacted segment"))?;
+    }
+
+    // A flush whose segments are all present is complete even if the checkpoint was not yet
+    // written; an incomplete one is undone, and its spans come back from the WAL.
+    let mut checkpoint = wal::read_checkpoint(&wal_dir).map_err(io_err("read the WAL checkpoint"))?;
+    let mut flushes: HashMap<u64, (u32, u32)> = HashMap::new();
+    for tag in kept.iter().filter_map(|s| s.meta.flush).filter(|t| t.wal_upto > checkpoint) {
+        let entry = flushes.entry(tag.wal_upto).or_insert((tag.segments, 0));
+        entry.1 += 1;
+    }
+    let complete = |wal_upto: u64| flushes.get(&wal_upto).is_some_and(|(want, have)| want == have);
+    let mut segments = Vec::new();
+    for segment in kept {
+        match segment.meta.flush {
+            Some(tag) if tag.wal_upto > checkpoint && !complete(tag.wal_upto) => {
+                tracing::warn!(segment = %segment.path.display(), "removing segment of an interrupted flush; the WAL has its spans");
+                Segment::remove_files(&segment.path).map_err(io_err("remove segment of an interrupted flush"))?;
+            }
+            _ => segments.push(segment),
+        }
+    }
+    if let Some(done) = flushes.keys().copied().filter(|&w| complete(w)).max() {
+        checkpoint = checkpoint.max(done);
+        wal::checkpoint(&wal_dir, checkpoint).map_err(io_err("write the WAL checkpoint"))?;
+    }
+
+    let mut head = Head::default();
+    let mut bad_records = 0u64;
+    let report = wal::replay(&wal_dir, |_, record| {
+        let decoded = record
+            .tenant
+            .parse::<TenantId>()
+            .ok()
+            .zip(ExportTraceServiceRequest::decode(record.request.as_slice()).ok());
+        match decoded {
+            Some((tenant, request)) => head.insert(&tenant, rows_from_request(request)),
+            None => bad_records += 1,
+        }
+    })
+    .map_err(io_err("replay the WAL"))?;
+    if bad_records > 0 {
+        tracing::error!(records = bad_records, "wal records with a valid checksum did not decode; skipped");
+    }
+    metrics.recovered(report.records as u64, report.cut_bytes);
+    tracing::info!(
+        segments = segments.len(),
+        wal_files = report.files,
+        wal_records = report.records,
+        head_spans = head.spans,
+        cut_bytes = report.cut_bytes,
+        "storage recovered"
+    );
+    Ok(Recovered { head, segments, next_segment_id, next_wal_seq: report.last_seq.max(checkpoint) + 1 })
+}
+
+impl Inner {
+    fn overloaded(&self, reason: &str) -> StorageError {
+        self.metrics.refused.inc();
+        StorageError::Overloaded { reason: reason.into(), retry_after: self.options.retry_after }
+    }
+
+    fn update_gauges(&self) {
+        let state = self.state.lock();
+        let frozen = state.frozen.as_ref();
+        self.metrics.head(
+            state.active.spans + frozen.map_or(0, |f| f.spans),
+            state.active.bytes + frozen.map_or(0, |f| f.bytes),
+        );
+        let segments = state.segments.values().flatten();
+        self.metrics
+            .segments(segments.clone().count(), segments.clone().map(|s| s.spans).sum(), segments.map(|s| s.bytes).sum());
+    }
+
+    async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let payload = WalRecord { tenant: tenant.to_string(), request: request.encode_to_vec() }.encode_to_vec();
+        let framed = wal::frame(&payload);
+        let size = u32::try_from(framed.len()).map_err(|_| self.overloaded("request larger than the WAL backlog"))?;
+        let _permit = self
+            .pending_wal_bytes
+            .clone()
+            .try_acquire_many_owned(size)
+            .map_err(|_| self.overloaded("the WAL backlog is full"))?;
+        if self.state.lock().active.bytes as u64 >= self.options.head_max_bytes {
+            self.flush_wanted.notify_one();
+            return Err(self.overloaded("the in-memory head is full while a flush catches up"));
+        }
+        let rows = rows_from_request(request);
+        let spans = rows.len();
+        let _shared = self.rotation.read().await;
+        self.wal.append(framed).await.map_err(|e| StorageError::Unavailable {
+            context: "append to the WAL".into(),
+            retry_after: self.options.retry_after,
+            source: Box::new(e),
+        })?;
+        let flush_due = {
+            let mut state = self.state.lock();
+            state.active.insert(tenant, rows);
+            state.active.bytes as u64 >= self.options.head_flush_bytes
+        };
+        if flush_due {
+            self.flush_wanted.notify_one();
+        }
+        self.metrics.spans_written.inc_by(spans as u64);
+        Ok(WriteReceipt { spans })
+    }
+
+    async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>> {
+        let (mut rows, frozen, segments) = {
+            let state = self.state.lock();
+            let segments: Vec<Arc<Segment>> = state
+                .segments
+                .get(tenant)
+                .map(|all| all.iter().filter(|s| s.contains(&trace_id)).cloned().collect())
+                .unwrap_or_default();
+            (state.active.trace(tenant, &trace_id), state.frozen.clone(), segments)
+        };
+        if let Some(frozen) = frozen {
+            rows.extend(frozen.trace(tenant, &trace_id));
+        }
+        if !segments.is_empty() {
+            let found = tokio::task::spawn_blocking(move || {
+                let mut rows = Vec::new();
+                for segment in segments {
+                    rows.extend(segment.trace(trace_id)?);
+                }
+                Ok::<_, io::Error>(rows)
+            })
+            .await
+            .map_err(|e| StorageError::internal("read segments", e))?
+            .map_err(|e| StorageError::Corrupt { location: "segment".into(), reason: e.to_string() })?;
+            rows.extend(found);
+        }
+        // A client that retried an export, or a crash between a flush and its checkpoint,
+        // can store a span twice; identical copies are shown once.
+        rows.sort_by_key(segment::sort_key);
+        rows.dedup();
+        Ok(rows)
+    }
+
+    /// Freezes the head (or retries a frozen head that failed to flush), writes it as segments,
+    /// records the checkpoint and drops the covered WAL files.
+    async fn flush_once(&self) -> Result<()> {
+        let _one_at_a_time = self.flush_lock.lock().await;
+        let existing = self.state.lock().frozen.clone();
+        let frozen = match existing {
+            Some(frozen) => frozen,
+            None => {
+                let _exclusive = self.rotation.write().await;
+                if self.state.lock().active.is_empty() {
+                    return Ok(());
+                }
+                let next = self.wal.rotate().await.map_err(io_err("rotate the WAL"))?;
+                let mut state = self.state.lock();
+                let mut head = mem::take(&mut state.active);
+                head.wal_upto = next - 1;
+                let head = Arc::new(head);
+                state.frozen = Some(head.clone());
+                head
+            }
+        };
+        let ids = self.next_segment_id.clone();
+        let segments_dir = self.segments_dir.clone();
+        let wal_dir = self.wal_dir.clone();
+        let head = frozen.clone();
+        let written = tokio::task::spawn_blocking(move || -> io::Result<Vec<Segment>> {
+            let segments = write_head(&segments_dir, &head, &ids)?;
+            wal::checkpoint(&wal_dir, head.wal_upto)?;
+            Ok(segments)
+        })
+        .await
+        .map_err(|e| StorageError::internal("flush the head", e))?;
+        let segments = match written {
+            Ok(segments) => segments,
+            Err(e) => {
+                self.metrics.flush_failures.inc();
+                return Err(StorageError::Unavailable {
+                    context: "flush the head to segments".into(),
+                    retry_after: self.options.retry_after,
+                    source: Box::new(e),
+                });
+            }
+        };
+        {
+            let mut state = self.state.lock();
+            for segment in segments {
+                state.segments.entry(segment.meta.tenant.clone()).or_default().push(Arc::new(segment));
+            }
+            state.frozen = None;
+        }
+        self.metrics.flushes.inc();
+        self.update_gauges();
+        tracing::debug!(spans = frozen.spans, "head flushed");
+        Ok(())
+    }
+
+    async fn compact_once(&self) -> Result<bool> {
+        let _one_at_a_time = self.compaction_lock.lock().await;
+        let inputs = {
+            let state = self.state.lock();
+            compaction::pick(&state.segments, self.options.compaction_min_segments, self.options.compaction_target_spans)
+        };
+        let Some(inputs) = inputs else {
+            return Ok(false);
+        };
+        let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
+        let root = self.segments_dir.clone();
+        let merge_inputs = inputs.clone();
+        let merged = tokio::task::spawn_blocking(move || compaction::merge(&root, id, &merge_inputs))
+            .await
+            .map_err(|e| StorageError::internal("compact segments", e))?
+            .map_err(io_err("compact segments"))?;
+        let tenant = merged.meta.tenant.clone();
+        {
+            let mut state = self.state.lock();
+            let list = state.segments.entry(tenant).or_default();
+            list.retain(|s| !inputs.iter().any(|i| Arc::ptr_eq(i, s)));
+            list.push(Arc::new(merged));
+        }
+        // Readers that still hold an input keep its open metadata; on Unix the open file
+        // stays readable after the unlink.
+        let paths: Vec<PathBuf> = inputs.iter().map(|s| s.path.clone()).collect();
+        tokio::task::spawn_blocking(move || paths.iter().try_for_each(|p| Segment::remove_files(p)))
+            .await
+            .map_err(|e| StorageError::internal("remove compacted segments", e))?
+            .map_err(io_err("remove compacted segments"))?;
+        self.metrics.compactions.inc();
+        self.update_gauges();
+        Ok(true)
+    }
+}
+
+fn write_head(root: &Path, head: &Head, ids: &AtomicU64) -> io::Result<Vec<Segment>> {
+    let parts = head.partitions();
+    let count = parts.len() as u32;
+    let first_id = ids.fetch_add(parts.len() as u64, Ordering::Relaxed);
+    let mut segments = Vec::with_capacity(parts.len());
+    for (i, (tenant, day, rows)) in parts.into_iter().enumerate() {
+        let meta = SegmentMeta {
+            id: first_id + i as u64,
+            tenant,
+            day,
+            replaces: Vec::new(),
+            flush: Some(FlushTag { wal_upto: head.wal_upto, segments: count }),
+        };
+        let mut writer = SegmentWriter::create(root, meta)?;
+        for chunk in rows.chunks(BATCH_ROWS) {
+            writer.write(chunk)?;
+        }
+        segments.push(writer.finish()?);
+    }
+    Ok(segments)
+}
+
+async fn flush_loop(inner: Arc<Inner>) {
+    let tick = (inner.options.flush_interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = inner.flush_wanted.notified() => {}
+            () = tokio::time::sleep(tick) => {}
+        }
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let due = {
+            let state = inner.state.lock();
+            state.frozen.is_some()
+                || state.active.bytes as u64 >= inner.options.head_flush_bytes
+                || state.active.since.is_some_and(|t| t.elapsed() >= inner.options.flush_interval)
+        };
+        if due {
+            if let Err(e) = inner.flush_once().await {
+                tracing::error!(error = %e, "flush failed; retrying");
+                tokio::time::sleep(inner.options.retry_after).await;
+            }
+        }
+        inner.update_gauges();
+    }
+}
+
+async fn compaction_loop(inner: Arc<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        loop {
+            match inner.compact_once().await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "compaction failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SpanWriter for LocalEngine {
+    async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt> {
+        self.inner.write(tenant, request).await
+    }
+}
+
+#[async_trait]
+impl TraceReader for LocalEngine {
+    async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>> {
+        self.inner.trace(tenant, trace_id).await
+    }
+}
+
+#[async_trait]
+impl Storage for LocalEngine {
+    async fn flush(&self) -> Result<()> {
+        // A frozen head that failed earlier is retried first; then the active head.
+        self.inner.flush_once().await?;
+        self.inner.flush_once().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+        // Wait out appends in flight, then flush what they added.
+        drop(self.inner.rotation.write().await);
+        self.inner.flush_once().await?;
+        self.inner.flush_once().await
+    }
+
+    fn is_ready(&self) -> bool {
+        !self.inner.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for LocalEngine {
+    fn drop(&mut self) {
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}

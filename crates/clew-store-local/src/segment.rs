@@ -1,0 +1,605 @@
+//! Segments: immutable Parquet files of one tenant and one UTC day, sorted by trace ID, each
+//! with a trace-ID index (`.tidx`) that is kept in memory.
+//!
+//! See the crate README for the file format.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, FixedSizeBinaryBuilder, Int32Builder, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, DictionaryArray, FixedSizeBinaryArray, Int32Array, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use clew_model::{SpanId, SpanRow, TenantId, TraceId};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, PageIndexPolicy};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+/// The segment format this build writes. Every earlier version stays readable.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+const KEY_VERSION: &str = "clew.segment.format_version";
+const KEY_TENANT: &str = "clew.segment.tenant";
+const KEY_DAY: &str = "clew.segment.day";
+const KEY_REPLACES: &str = "clew.segment.replaces";
+const KEY_FLUSH: &str = "clew.segment.flush";
+
+const INDEX_MAGIC: &[u8; 8] = b"CLEWTIDX";
+const INDEX_ENTRY_LEN: usize = 24;
+/// Rows the writer puts in one Arrow batch, and so the unit of memory while writing.
+pub(crate) const BATCH_ROWS: usize = 8192;
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Where in a segment one trace's rows are (they are contiguous: segments are sorted by trace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub(crate) trace_id: TraceId,
+    pub(crate) first_row: u32,
+    pub(crate) rows: u32,
+}
+
+/// Identity and placement of a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentMeta {
+    pub(crate) id: u64,
+    pub(crate) tenant: TenantId,
+    pub(crate) day: u32,
+    /// Segments this one was compacted from; they are deleted once this one is durable.
+    pub(crate) replaces: Vec<u64>,
+    /// For a segment written by a head flush: the flush it belongs to.
+    pub(crate) flush: Option<FlushTag>,
+}
+
+/// The segments of one head flush, recognisable as a set: a flush covers WAL files up to
+/// `wal_upto` and wrote `segments` files. A crash can leave the set incomplete; startup then
+/// deletes it and replays the WAL instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FlushTag {
+    pub(crate) wal_upto: u64,
+    pub(crate) segments: u32,
+}
+
+/// An open segment: its Parquet metadata and trace index, in memory.
+pub(crate) struct Segment {
+    pub(crate) meta: SegmentMeta,
+    pub(crate) path: PathBuf,
+    pub(crate) spans: u64,
+    /// Bytes on disk, Parquet file and index together.
+    pub(crate) bytes: u64,
+    parquet: ArrowReaderMetadata,
+    index: Vec<IndexEntry>,
+}
+
+fn schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    Arc::new(Schema::new(vec![
+        Field::new("trace_id", DataType::FixedSizeBinary(16), false),
+        Field::new("span_id", DataType::FixedSizeBinary(8), false),
+        Field::new("parent_span_id", DataType::Binary, false),
+        Field::new("trace_state", DataType::Utf8, false),
+        Field::new("flags", DataType::UInt32, false),
+        Field::new("name", dict.clone(), false),
+        Field::new("kind", DataType::Int32, false),
+        Field::new("start_time", ts, false),
+        Field::new("duration_nanos", DataType::UInt64, false),
+        Field::new("status_code", DataType::Int32, false),
+        Field::new("status_message", DataType::Utf8, false),
+        Field::new("service_name", dict, false),
+        Field::new("resource", DataType::Binary, false),
+        Field::new("scope", DataType::Binary, false),
+        Field::new("attributes", DataType::Binary, false),
+        Field::new("dropped_attributes_count", DataType::UInt32, false),
+        Field::new("events", DataType::Binary, false),
+        Field::new("dropped_events_count", DataType::UInt32, false),
+        Field::new("links", DataType::Binary, false),
+        Field::new("dropped_links_count", DataType::UInt32, false),
+    ]))
+}
+
+/// The order of rows in a segment: by trace, then start time, then span.
+pub(crate) fn sort_key(row: &SpanRow) -> (TraceId, u64, SpanId) {
+    (row.trace_id, row.start_unix_nano, row.span_id)
+}
+
+fn to_batch(schema: &SchemaRef, rows: &[&SpanRow]) -> io::Result<RecordBatch> {
+    let n = rows.len();
+    let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
+    let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
+    let mut parent = BinaryBuilder::with_capacity(n, n * 8);
+    let mut trace_state = StringBuilder::new();
+    let mut flags = UInt32Builder::with_capacity(n);
+    let mut name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut kind = Int32Builder::with_capacity(n);
+    let mut start = TimestampNanosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut duration = UInt64Builder::with_capacity(n);
+    let mut status_code = Int32Builder::with_capacity(n);
+    let mut status_message = StringBuilder::new();
+    let mut service = StringDictionaryBuilder::<Int32Type>::new();
+    let mut resource = BinaryBuilder::new();
+    let mut scope = BinaryBuilder::new();
+    let mut attributes = BinaryBuilder::new();
+    let mut dropped_attributes = UInt32Builder::with_capacity(n);
+    let mut events = BinaryBuilder::new();
+    let mut dropped_events = UInt32Builder::with_capacity(n);
+    let mut links = BinaryBuilder::new();
+    let mut dropped_links = UInt32Builder::with_capacity(n);
+    for row in rows {
+        trace_id.append_value(row.trace_id.as_bytes()).map_err(io::Error::other)?;
+        span_id.append_value(row.span_id.as_bytes()).map_err(io::Error::other)?;
+        parent.append_value(&row.parent_span_id);
+        trace_state.append_value(&row.trace_state);
+        flags.append_value(row.flags);
+        name.append_value(&row.name);
+        kind.append_value(row.kind);
+        // Ingest rejects start times past i64::MAX (year 2262).
+        start.append_value(row.start_unix_nano as i64);
+        duration.append_value(row.duration_nanos());
+        status_code.append_value(row.status_code);
+        status_message.append_value(&row.status_message);
+        service.append_value(&*row.service_name);
+        resource.append_value(&row.resource);
+        scope.append_value(&row.scope);
+        attributes.append_value(&row.attributes);
+        dropped_attributes.append_value(row.dropped_attributes_count);
+        events.append_value(&row.events);
+        dropped_events.append_value(row.dropped_events_count);
+        links.append_value(&row.links);
+        dropped_links.append_value(row.dropped_links_count);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(parent.finish()),
+        Arc::new(trace_state.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(start.finish()),
+        Arc::new(duration.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+        Arc::new(service.finish()),
+        Arc::new(resource.finish()),
+        Arc::new(scope.finish()),
+        Arc::new(attributes.finish()),
+        Arc::new(dropped_attributes.finish()),
+        Arc::new(events.finish()),
+        Arc::new(dropped_events.finish()),
+        Arc::new(links.finish()),
+        Arc::new(dropped_links.finish()),
+    ];
+    RecordBatch::try_new(schema.clone(), columns).map_err(io::Error::other)
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> io::Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("segment column {name} is missing or mistyped")))
+}
+
+fn dict_values(batch: &RecordBatch, name: &str) -> io::Result<Vec<Arc<str>>> {
+    let dict = column::<DictionaryArray<Int32Type>>(batch, name)?;
+    let values = dict
+        .values()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("segment column {name} is not a string dictionary")))?;
+    let interned: Vec<Arc<str>> = values.iter().map(|v| Arc::from(v.unwrap_or(""))).collect();
+    dict.keys()
+        .iter()
+        .map(|k| {
+            k.and_then(|k| interned.get(k as usize).cloned())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad dictionary key in {name}")))
+        })
+        .collect()
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("segment holds an invalid {what}"))
+}
+
+/// Turns a batch read from a segment back into rows. Resource and scope buffers are shared
+/// between consecutive rows that carry the same bytes.
+pub(crate) fn from_batch(batch: &RecordBatch, out: &mut Vec<SpanRow>) -> io::Result<()> {
+    let trace_id = column::<FixedSizeBinaryArray>(batch, "trace_id")?;
+    let span_id = column::<FixedSizeBinaryArray>(batch, "span_id")?;
+    let parent = column::<BinaryArray>(batch, "parent_span_id")?;
+    let trace_state = column::<StringArray>(batch, "trace_state")?;
+    let flags = column::<UInt32Array>(batch, "flags")?;
+    let names = dict_values(batch, "name")?;
+    let kind = column::<Int32Array>(batch, "kind")?;
+    let start = column::<TimestampNanosecondArray>(batch, "start_time")?;
+    let duration = column::<UInt64Array>(batch, "duration_nanos")?;
+    let status_code = column::<Int32Array>(batch, "status_code")?;
+    let status_message = column::<StringArray>(batch, "status_message")?;
+    let services = dict_values(batch, "service_name")?;
+    let resource = column::<BinaryArray>(batch, "resource")?;
+    let scope = column::<BinaryArray>(batch, "scope")?;
+    let attributes = column::<BinaryArray>(batch, "attributes")?;
+    let dropped_attributes = column::<UInt32Array>(batch, "dropped_attributes_count")?;
+    let events = column::<BinaryArray>(batch, "events")?;
+    let dropped_events = column::<UInt32Array>(batch, "dropped_events_count")?;
+    let links = column::<BinaryArray>(batch, "links")?;
+    let dropped_links = column::<UInt32Array>(batch, "dropped_links_count")?;
+    let shared = |cache: &mut Bytes, value: &[u8]| {
+        if cache.as_ref() != value {
+            *cache = Bytes::copy_from_slice(value);
+        }
+        cache.clone()
+    };
+    let (mut last_resource, mut last_scope) = (Bytes::new(), Bytes::new());
+    out.reserve(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let start_nanos = start.value(i) as u64;
+        out.push(SpanRow {
+            trace_id: TraceId::from_slice(trace_id.value(i)).map_err(|_| corrupt("trace ID"))?,
+            span_id: SpanId::from_slice(span_id.value(i)).map_err(|_| corrupt("span ID"))?,
+            parent_span_id: Bytes::copy_from_slice(parent.value(i)),
+            trace_state: trace_state.value(i).to_owned(),
+            flags: flags.value(i),
+            name: names[i].to_string(),
+            kind: kind.value(i),
+            start_unix_nano: start_nanos,
+            end_unix_nano: start_nanos.saturating_add(duration.value(i)),
+            status_code: status_code.value(i),
+            status_message: status_message.value(i).to_owned(),
+            service_name: services[i].clone(),
+            resource: shared(&mut last_resource, resource.value(i)),
+            scope: shared(&mut last_scope, scope.value(i)),
+            attributes: Bytes::copy_from_slice(attributes.value(i)),
+            dropped_attributes_count: dropped_attributes.value(i),
+            events: Bytes::copy_from_slice(events.value(i)),
+            dropped_events_count: dropped_events.value(i),
+            links: Bytes::copy_from_slice(links.value(i)),
+            dropped_links_count: dropped_links.value(i),
+        });
+    }
+    Ok(())
+}
+
+/// `segments/{tenant}/{YYYY-MM-DD}`.
+pub(crate) fn day_dir(root: &Path, tenant: &TenantId, day: u32) -> PathBuf {
+    root.join(tenant.as_str()).join(day_name(day))
+}
+
+pub(crate) fn day_name(day: u32) -> String {
+    let date = time::Date::from_julian_day(2_440_588 + day as i32).unwrap_or(time::Date::MIN);
+    format!("{:04}-{:02}-{:02}", date.year(), date.month() as u8, date.day())
+}
+
+fn parse_day_name(name: &str) -> Option<u32> {
+    let mut parts = name.splitn(3, '-').map(|p| p.parse::<i32>().ok());
+    let (year, month, day) = (parts.next()??, parts.next()??, parts.next()??);
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, u8::try_from(day).ok()?).ok()?;
+    u32::try_from(date.to_julian_day() - 2_440_588).ok()
+}
+
+fn segment_paths(dir: &Path, id: u64) -> (PathBuf, PathBuf) {
+    (dir.join(format!("{id:020}.parquet")), dir.join(format!("{id:020}.tidx")))
+}
+
+fn writer_properties(meta: &SegmentMeta) -> WriterProperties {
+    let mut kv = vec![
+        KeyValue::new(KEY_VERSION.into(), FORMAT_VERSION.to_string()),
+        KeyValue::new(KEY_TENANT.into(), meta.tenant.to_string()),
+        KeyValue::new(KEY_DAY.into(), day_name(meta.day)),
+    ];
+    if !meta.replaces.is_empty() {
+        let ids: Vec<String> = meta.replaces.iter().map(u64::to_string).collect();
+        kv.push(KeyValue::new(KEY_REPLACES.into(), ids.join(",")));
+    }
+    if let Some(flush) = meta.flush {
+        kv.push(KeyValue::new(KEY_FLUSH.into(), format!("{}/{}", flush.wal_upto, flush.segments)));
+    }
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(BATCH_ROWS)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_key_value_metadata(Some(kv));
+    for unique in ["span_id", "parent_span_id"] {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(unique), false);
+    }
+    builder.build()
+}
+
+/// Writes one segment from rows already in segment order, fed in batches. Files appear under
+/// their final names only when complete and synced.
+pub(crate) struct SegmentWriter {
+    meta: SegmentMeta,
+    dir: PathBuf,
+    tmp_parquet: PathBuf,
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    index: Vec<IndexEntry>,
+    rows: u32,
+}
+
+impl SegmentWriter {
+    pub(crate) fn create(root: &Path, meta: SegmentMeta) -> io::Result<Self> {
+        let dir = day_dir(root, &meta.tenant, meta.day);
+        fs::create_dir_all(&dir)?;
+        let tmp_parquet = dir.join(format!("{:020}.parquet.tmp", meta.id));
+        let schema = schema();
+        let writer = ArrowWriter::try_new(File::create(&tmp_parquet)?, schema.clone(), Some(writer_properties(&meta)))
+            .map_err(io::Error::other)?;
+        Ok(Self { meta, dir, tmp_parquet, writer, schema, index: Vec::new(), rows: 0 })
+    }
+
+    /// Appends rows that sort after everything written so far.
+    pub(crate) fn write(&mut self, rows: &[&SpanRow]) -> io::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for row in rows {
+            match self.index.last_mut() {
+                Some(last) if last.trace_id == row.trace_id => last.rows += 1,
+                _ => self.index.push(IndexEntry { trace_id: row.trace_id, first_row: self.rows, rows: 1 }),
+            }
+            self.rows += 1;
+        }
+        let batch = to_batch(&self.schema, rows)?;
+        self.writer.write(&batch).map_err(io::Error::other)
+    }
+
+    /// Completes the files and opens the result.
+    pub(crate) fn finish(self) -> io::Result<Segment> {
+        let file = self.writer.into_inner().map_err(io::Error::other)?;
+        file.sync_all()?;
+        let (parquet_path, index_path) = segment_paths(&self.dir, self.meta.id);
+        write_index(&index_path, &self.index)?;
+        fs::rename(&self.tmp_parquet, &parquet_path)?;
+        File::open(&self.dir)?.sync_all()?;
+        Segment::open(&parquet_path)
+    }
+}
+
+fn write_index(path: &Path, index: &[IndexEntry]) -> io::Result<()> {
+    let tmp = path.with_extension("tidx.tmp");
+    let mut body = Vec::with_capacity(20 + index.len() * INDEX_ENTRY_LEN);
+    body.extend_from_slice(INDEX_MAGIC);
+    body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    body.extend_from_slice(&(index.len() as u64).to_le_bytes());
+    for entry in index {
+        body.extend_from_slice(entry.trace_id.as_bytes());
+        body.extend_from_slice(&entry.first_row.to_le_bytes());
+        body.extend_from_slice(&entry.rows.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&body);
+    let mut file = BufWriter::new(File::create(&tmp)?);
+    file.write_all(&body)?;
+    file.write_all(&crc.to_le_bytes())?;
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+fn read_index(path: &Path) -> io::Result<Vec<IndexEntry>> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("trace index {}: {why}", path.display()));
+    if bytes.len() < 24 || &bytes[..8] != INDEX_MAGIC {
+        return Err(bad("not a clew trace index"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err(bad("checksum mismatch"));
+    }
+    let count = u64::from_le_bytes(body[12..20].try_into().map_err(|_| bad("short header"))?) as usize;
+    let entries = &body[20..];
+    if entries.len() != count * INDEX_ENTRY_LEN {
+        return Err(bad("entry count does not match length"));
+    }
+    entries
+        .chunks_exact(INDEX_ENTRY_LEN)
+        .map(|e| {
+            Ok(IndexEntry {
+                trace_id: TraceId::from_slice(&e[..16]).map_err(|_| bad("zero trace ID"))?,
+                first_row: u32::from_le_bytes([e[16], e[17], e[18], e[19]]),
+                rows: u32::from_le_bytes([e[20], e[21], e[22], e[23]]),
+            })
+        })
+        .collect()
+}
+
+impl Segment {
+    /// Opens a segment: reads the Parquet footer (with page index) and the trace index,
+    /// rebuilding the index from the data when its file is missing or damaged.
+    pub(crate) fn open(parquet_path: &Path) -> io::Result<Self> {
+        let file = File::open(parquet_path)?;
+        let parquet = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", parquet_path.display())))?;
+        let meta = read_meta(parquet_path, &parquet)?;
+        let index_path = parquet_path.with_extension("tidx");
+        let index = match read_index(&index_path) {
+            Ok(index) => index,
+            Err(e) => {
+                tracing::warn!(segment = %parquet_path.display(), error = %e, "rebuilding trace index");
+                let index = rebuild_index(parquet_path, &parquet)?;
+                write_index(&index_path, &index)?;
+                index
+            }
+        };
+        let spans = parquet.metadata().file_metadata().num_rows() as u64;
+        let bytes = fs::metadata(parquet_path)?.len() + fs::metadata(&index_path)?.len();
+        Ok(Self { meta, path: parquet_path.to_owned(), spans, bytes, parquet, index })
+    }
+
+    /// The rows of one trace; reads only the pages that hold them.
+    pub(crate) fn trace(&self, trace_id: TraceId) -> io::Result<Vec<SpanRow>> {
+        let Ok(i) = self.index.binary_search_by(|e| e.trace_id.cmp(&trace_id)) else {
+            return Ok(Vec::new());
+        };
+        let entry = self.index[i];
+        self.read_rows(entry.first_row as usize, entry.rows as usize)
+    }
+
+    pub(crate) fn contains(&self, trace_id: &TraceId) -> bool {
+        self.index.binary_search_by(|e| e.trace_id.cmp(trace_id)).is_ok()
+    }
+
+    fn read_rows(&self, first: usize, count: usize) -> io::Result<Vec<SpanRow>> {
+        // Pick the row groups that overlap [first, first + count) and select inside them.
+        let mut groups = Vec::new();
+        let mut selectors = Vec::new();
+        let mut group_start = 0usize;
+        for (i, group) in self.parquet.metadata().row_groups().iter().enumerate() {
+            let len = group.num_rows() as usize;
+            let group_end = group_start + len;
+            if group_end > first && group_start < first + count {
+                let from = first.max(group_start) - group_start;
+                let to = (first + count).min(group_end) - group_start;
+                groups.push(i);
+                selectors.extend([RowSelector::skip(from), RowSelector::select(to - from), RowSelector::skip(len - to)]);
+            }
+            group_start = group_end;
+        }
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(File::open(&self.path)?, self.parquet.clone())
+            .with_row_groups(groups)
+            .with_row_selection(RowSelection::from(selectors))
+            .build()
+            .map_err(io::Error::other)?;
+        let mut rows = Vec::with_capacity(count);
+        for batch in reader {
+            from_batch(&batch.map_err(io::Error::other)?, &mut rows)?;
+        }
+        Ok(rows)
+    }
+
+    /// Every row, in segment order, a batch at a time (for compaction).
+    pub(crate) fn scan(&self) -> io::Result<impl Iterator<Item = io::Result<Vec<SpanRow>>>> {
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(File::open(&self.path)?, self.parquet.clone())
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(io::Error::other)?;
+        Ok(reader.map(|batch| {
+            let mut rows = Vec::new();
+            from_batch(&batch.map_err(io::Error::other)?, &mut rows)?;
+            Ok(rows)
+        }))
+    }
+
+    /// Deletes the segment's files.
+    pub(crate) fn remove_files(path: &Path) -> io::Result<()> {
+        for p in [path.to_owned(), path.with_extension("tidx")] {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_meta(path: &Path, parquet: &ArrowReaderMetadata) -> io::Result<SegmentMeta> {
+    let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("segment {}: {why}", path.display()));
+    let kv = parquet.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+    let get = |key: &str| kv.iter().find(|e| e.key == key).and_then(|e| e.value.clone());
+    let version: u32 = get(KEY_VERSION)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("not a clew segment (no format version)".into()))?;
+    if version > FORMAT_VERSION {
+        return Err(bad(format!("format version {version} is newer than this build reads ({FORMAT_VERSION})")));
+    }
+    let id = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("file name is not a segment id".into()))?;
+    let tenant = get(KEY_TENANT)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| bad("missing or invalid tenant".into()))?;
+    let day = get(KEY_DAY).and_then(|d| parse_day_name(&d)).ok_or_else(|| bad("missing or invalid day".into()))?;
+    let replaces = get(KEY_REPLACES)
+        .map(|r| r.split(',').filter_map(|id| id.parse().ok()).collect())
+        .unwrap_or_default();
+    let flush = get(KEY_FLUSH).and_then(|f| {
+        let (wal_upto, segments) = f.split_once('/')?;
+        Some(FlushTag { wal_upto: wal_upto.parse().ok()?, segments: segments.parse().ok()? })
+    });
+    Ok(SegmentMeta { id, tenant, day, replaces, flush })
+}
+
+fn rebuild_index(path: &Path, parquet: &ArrowReaderMetadata) -> io::Result<Vec<IndexEntry>> {
+    let mask = parquet::arrow::ProjectionMask::columns(parquet.parquet_schema(), ["trace_id"]);
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(File::open(path)?, parquet.clone())
+        .with_projection(mask)
+        .build()
+        .map_err(io::Error::other)?;
+    let mut index: Vec<IndexEntry> = Vec::new();
+    let mut row = 0u32;
+    for batch in reader {
+        let batch = batch.map_err(io::Error::other)?;
+        let ids = column::<FixedSizeBinaryArray>(&batch, "trace_id")?;
+        for i in 0..ids.len() {
+            let trace_id = TraceId::from_slice(ids.value(i)).map_err(|_| corrupt("trace ID"))?;
+            match index.last_mut() {
+                Some(last) if last.trace_id == trace_id => last.rows += 1,
+                _ => index.push(IndexEntry { trace_id, first_row: row, rows: 1 }),
+            }
+            row += 1;
+        }
+    }
+    Ok(index)
+}
+
+/// Every `*.parquet` under `segments/`, with leftovers of interrupted writes removed.
+pub(crate) fn find_segment_files(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    if !root.exists() {
+        return Ok(found);
+    }
+    for tenant in fs::read_dir(root)? {
+        let tenant = tenant?.path();
+        if !tenant.is_dir() {
+            continue;
+        }
+        for day in fs::read_dir(&tenant)? {
+            let day = day?.path();
+            if !day.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(&day)? {
+                let path = file?.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if name.ends_with(".tmp") {
+                    fs::remove_file(&path)?;
+                } else if name.ends_with(".parquet") {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_names_round_trip() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(day_name(20_000), "2024-10-04");
+        for day in [0, 365, 20_000, 100_000] {
+            assert_eq!(parse_day_name(&day_name(day)), Some(day));
+        }
+        assert_eq!(parse_day_name("2024-13-01"), None);
+    }
+}

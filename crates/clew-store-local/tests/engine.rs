@@ -1,0 +1,234 @@
+//! The local engine against the conformance suite, plus what only it has: WAL replay,
+//! recovery from interrupted flushes, compaction, back-pressure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use clew_model::{assemble, TenantId, TraceId};
+use clew_storage::conformance::{self, every_field_request};
+use clew_storage::{DynStorage, Storage, StorageError};
+use clew_store_local::{EngineOptions, LocalEngine};
+use prometheus_client::registry::Registry;
+use proptest::prelude::*;
+
+fn options(dir: &std::path::Path) -> EngineOptions {
+    let mut options = EngineOptions::new(dir);
+    // Only explicit flushes in tests, so each test controls where spans are.
+    options.flush_interval = Duration::from_secs(3600);
+    options
+}
+
+async fn open(options: EngineOptions) -> Arc<LocalEngine> {
+    Arc::new(LocalEngine::open(options, &mut Registry::default()).await.expect("open engine"))
+}
+
+struct Local(tempfile::TempDir);
+
+#[async_trait]
+impl conformance::Harness for Local {
+    async fn open(&mut self) -> DynStorage {
+        open(options(self.0.path())).await
+    }
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    conformance::run(&mut Local(tempfile::tempdir().unwrap())).await;
+}
+
+fn tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
+const START: u64 = 1_700_000_000_000_000_000;
+
+async fn span_count(store: &LocalEngine, trace: [u8; 16]) -> usize {
+    use clew_storage::TraceReader;
+    store.trace(&tenant(), TraceId::from_bytes(trace).unwrap()).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn acknowledged_spans_survive_a_crash_without_flush() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(options(dir.path())).await;
+    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    store.flush().await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START)).await.unwrap();
+    // Dropping without close is what a crash leaves: segments plus a WAL not yet flushed.
+    drop(store);
+    let store = open(options(dir.path())).await;
+    assert_eq!(span_count(&store, [1; 16]).await, 3);
+    assert_eq!(span_count(&store, [2; 16]).await, 3);
+    assert_eq!(store.stats().head_spans, 3, "only the unflushed request is replayed");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for path in walk(from) {
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+/// Writes two days (so a flush makes two segments), flushes, then puts the directory back the
+/// way a crash after the segments and before the checkpoint would leave it.
+async fn crash_between_segments_and_checkpoint(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use clew_storage::SpanWriter;
+    let store = open(options(dir)).await;
+    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START + 86_400_000_000_000)).await.unwrap();
+    let saved = dir.join("saved-wal");
+    copy_dir(&dir.join("wal"), &saved);
+    store.flush().await.unwrap();
+    drop(store);
+    std::fs::remove_file(dir.join("wal").join("checkpoint")).unwrap();
+    copy_dir(&saved, &dir.join("wal"));
+    std::fs::remove_dir_all(saved).unwrap();
+    walk(&dir.join("segments")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect()
+}
+
+#[tokio::test]
+async fn a_complete_flush_without_checkpoint_is_not_replayed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(crash_between_segments_and_checkpoint(dir.path()).await.len(), 2);
+    let store = open(options(dir.path())).await;
+    assert_eq!(store.stats().head_spans, 0, "the WAL was already in segments");
+    assert_eq!(span_count(&store, [1; 16]).await, 3);
+    assert_eq!(span_count(&store, [2; 16]).await, 3);
+}
+
+#[tokio::test]
+async fn an_incomplete_flush_is_undone_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = crash_between_segments_and_checkpoint(dir.path()).await;
+    std::fs::remove_file(&segments[1]).unwrap();
+    let store = open(options(dir.path())).await;
+    assert_eq!(store.stats().segments, 0, "the incomplete flush's segment is removed");
+    assert_eq!(store.stats().head_spans, 6, "its spans come back from the WAL");
+    assert_eq!(span_count(&store, [1; 16]).await, 3);
+    assert_eq!(span_count(&store, [2; 16]).await, 3);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn compaction_merges_small_segments_and_keeps_every_span() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.compaction_min_segments = 3;
+    let store = open(opts.clone()).await;
+    for i in 1..=5u8 {
+        store.write(&tenant(), every_field_request([i; 16], START + u64::from(i))).await.unwrap();
+        // The same request twice, as a retrying client would send it.
+        store.write(&tenant(), every_field_request([i; 16], START + u64::from(i))).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    assert_eq!(store.stats().segments, 5);
+    assert_eq!(store.compact().await.unwrap(), 1);
+    let stats = store.stats();
+    assert_eq!((stats.segments, stats.segment_spans), (1, 15), "duplicates are merged away");
+    for i in 1..=5u8 {
+        assert_eq!(span_count(&store, [i; 16]).await, 3);
+    }
+    drop(store);
+    let store = open(opts).await;
+    assert_eq!(store.stats().segments, 1);
+    assert_eq!(span_count(&store, [4; 16]).await, 3);
+}
+
+#[tokio::test]
+async fn a_full_head_pushes_back_with_retry_after() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.head_max_bytes = 1;
+    opts.head_flush_bytes = u64::MAX;
+    let store = open(opts).await;
+    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    let refused = store.write(&tenant(), every_field_request([2; 16], START)).await.unwrap_err();
+    assert!(matches!(refused, StorageError::Overloaded { .. }), "{refused}");
+    assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+    assert!(refused.to_string().contains("head is full"), "{refused}");
+    assert_eq!(span_count(&store, [2; 16]).await, 0, "refused spans are not stored");
+}
+
+#[tokio::test]
+async fn torn_wal_tail_is_cut_at_startup() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(options(dir.path())).await;
+    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    drop(store);
+    let wal_file = walk(&dir.path().join("wal")).into_iter().find(|p| p.extension().is_some_and(|e| e == "wal")).unwrap();
+    let mut bytes = std::fs::read(&wal_file).unwrap();
+    bytes.extend_from_slice(&[200, 1, 0, 0, 9, 9]);
+    std::fs::write(&wal_file, bytes).unwrap();
+    let store = open(options(dir.path())).await;
+    assert_eq!(span_count(&store, [1; 16]).await, 3);
+}
+
+fn arbitrary_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
+    (any::<[u8; 16]>(), 0u64..(1 << 62), 1usize..4).prop_map(|(mut trace, start, parts)| {
+        trace[0] |= 1;
+        let mut request = every_field_request(trace, start);
+        request.resource_spans[0].scope_spans.truncate(parts.min(2));
+        request
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Any request round-trips through WAL replay, head, segment and compaction unchanged.
+    #[test]
+    fn requests_round_trip_through_every_stage(requests in prop::collection::vec(arbitrary_request(), 2..6)) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            use clew_storage::{SpanWriter, TraceReader};
+            let dir = tempfile::tempdir().unwrap();
+            let mut opts = options(dir.path());
+            opts.compaction_min_segments = 2;
+            let store = open(opts.clone()).await;
+            for request in &requests {
+                store.write(&tenant(), request.clone()).await.unwrap();
+            }
+            drop(store);
+            let store = open(opts.clone()).await; // WAL replay
+            let check = |store: Arc<LocalEngine>, stage: &'static str| {
+                let requests = requests.clone();
+                async move {
+                    for request in &requests {
+                        let trace = TraceId::from_slice(&request.resource_spans[0].scope_spans[0].spans[0].trace_id).unwrap();
+                        let got = assemble(store.trace(&tenant(), trace).await.unwrap()).unwrap();
+                        prop_assert_eq!(&got, &request.resource_spans, "stage {}", stage);
+                    }
+                    Ok(())
+                }
+            };
+            check(store.clone(), "wal+head").await?;
+            store.flush().await.unwrap();
+            check(store.clone(), "segment").await?;
+            for request in &requests {
+                store.write(&tenant(), request.clone()).await.unwrap();
+                store.flush().await.unwrap();
+            }
+            store.compact().await.unwrap();
+            check(store.clone(), "compaction").await?;
+            Ok::<(), TestCaseError>(())
+        })?;
+    }
+}
