@@ -23,6 +23,11 @@ pub const SERVICE_NAME: &str = "service.name";
 /// Nanoseconds in one day; storage partitions spans by UTC day of their start time.
 pub const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 
+/// Lowercase hex of raw bytes, as OTLP/JSON writes IDs.
+pub fn otlp_hex(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
 /// The UTC day (days since 1970-01-01) a timestamp in Unix nanoseconds falls on.
 pub fn day_of(unix_nano: u64) -> u32 {
     // u64 nanoseconds cover ~584 years, so the day always fits in u32.

@@ -1,0 +1,103 @@
+//! The HTTP API listener: the native JSON API under `/api/v1`, health probes and Prometheus
+//! metrics. Reads through [`Storage`]; never names a backend.
+//!
+//! Every failure becomes an [`ApiError`], turned into a status and a JSON body in exactly one
+//! place ([`ApiError::into_response`]).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clew_model::otlp::trace::v1::TracesData;
+use clew_model::{assemble, TenantId, TraceId};
+use clew_storage::{Storage, StorageError};
+use prometheus_client::registry::Registry;
+
+/// Why an API request failed, in the small set of outcomes a client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Storage(e) if e.is_retryable() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "api request failed");
+            "internal error; see the server log".to_owned()
+        } else {
+            self.to_string()
+        };
+        (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    storage: Arc<dyn Storage>,
+    registry: Arc<Registry>,
+}
+
+/// The router for the HTTP API listener. `registry` is what `/metrics` serves.
+pub fn router(storage: Arc<dyn Storage>, registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/api/v1/traces/{trace_id}", get(trace_by_id))
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(AppState { storage, registry })
+}
+
+async fn trace_by_id(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Json<TracesData>, ApiError> {
+    let id: TraceId = trace_id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("invalid trace ID {trace_id:?}: {e}")))?;
+    let rows = state.storage.trace(&TenantId::default_tenant(), id).await?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound(format!("trace {id} not found")));
+    }
+    let resource_spans = assemble(rows).map_err(|e| StorageError::Corrupt {
+        location: format!("trace {id}"),
+        reason: e.to_string(),
+    })?;
+    Ok(Json(TracesData { resource_spans }))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.storage.is_ready() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "storage is not accepting spans").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encode metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! One configuration tree for `clew serve`, layered: built-in defaults, then the TOML file,
+//! then `CLEW_*` environment variables, then command-line flags.
+//!
+//! The environment is passed in as a map, never read from the process here, and nothing is
+//! global: the composition root hands each component the part it needs. The doc comments on
+//! the fields are the reference for users (see `clew.example.toml`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env { name: String, value: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Everything `clew serve` can be told.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded engine keeps its WAL and segments (`CLEW_DATA_DIR`, `--data-dir`).
+    pub data_dir: PathBuf,
+    pub listen: ListenConfig,
+    pub ingest: IngestConfig,
+    pub storage: StorageConfig,
+}
+
+/// Listener addresses. Addresses other than loopback are refused until authentication is
+/// configured, so that spans are never open to the network by accident.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// The UI and every query API (`CLEW_LISTEN_HTTP`, `--listen-http`).
+    pub http: SocketAddr,
+    /// OTLP/gRPC (`CLEW_LISTEN_OTLP_GRPC`, `--listen-otlp-grpc`).
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP (`CLEW_LISTEN_OTLP_HTTP`, `--listen-otlp-http`).
+    pub otlp_http: SocketAddr,
+}
+
+/// Receivers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest export request accepted, compressed or not (HTTP 413 / gRPC OUT_OF_RANGE above).
+    pub max_request_bytes: ByteSize,
+}
+
+/// The embedded storage engine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The in-memory head is written to segments once it holds this much.
+    pub head_flush_bytes: ByteSize,
+    /// While the head holds this much, writes are refused with "retry later" (503).
+    pub head_max_bytes: ByteSize,
+    /// A head that is not empty is written to segments at least this often.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// While this much waits to be written to the WAL, writes are refused (503).
+    pub wal_max_pending_bytes: ByteSize,
+    /// A day with this many small segments is compacted into one.
+    pub compaction_min_segments: usize,
+    /// Segments with fewer spans than this are small; compaction aims for this size.
+    pub compaction_target_spans: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("clew-data"),
+            listen: ListenConfig::default(),
+            ingest: IngestConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([127, 0, 0, 1], 4320)),
+            otlp_grpc: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            otlp_http: SocketAddr::from(([127, 0, 0, 1], 4318)),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { max_request_bytes: ByteSize::mib(16) }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            head_flush_bytes: ByteSize::mib(128),
+            head_max_bytes: ByteSize::mib(512),
+            flush_interval: Duration::from_secs(30),
+            wal_max_pending_bytes: ByteSize::mib(256),
+            compaction_min_segments: 4,
+            compaction_target_spans: 2_000_000,
+        }
+    }
+}
+
+/// Settings given as command-line flags; they win over everything else.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen_http: Option<SocketAddr>,
+    pub listen_otlp_grpc: Option<SocketAddr>,
+    pub listen_otlp_http: Option<SocketAddr>,
+}
+
+fn env_addr(env: &HashMap<String, String>, name: &str) -> Result<Option<SocketAddr>> {
+    env.get(name)
+        .map(|value| {
+            value.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                name: name.into(),
+                value: value.clone(),
+                reason: format!("{e} (expected host:port, e.g. 127.0.0.1:4318)"),
+            })
+        })
+        .transpose()
+}
+
+impl Config {
+    /// Parses a TOML document on top of the defaults.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), source: Box::new(e) })
+    }
+
+    /// Builds the configuration: defaults < `file` < `env` < `flags`, then validates it.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>, flags: &Overrides) -> Result<Self> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.into(), source: e })?;
+                Self::from_toml(&text, path)?
+            }
+            None => Self::default(),
+        };
+        let from_env = Overrides {
+            data_dir: env.get("CLEW_DATA_DIR").map(PathBuf::from),
+            listen_http: env_addr(env, "CLEW_LISTEN_HTTP")?,
+            listen_otlp_grpc: env_addr(env, "CLEW_LISTEN_OTLP_GRPC")?,
+            listen_otlp_http: env_addr(env, "CLEW_LISTEN_OTLP_HTTP")?,
+        };
+        config.apply(&from_env);
+        config.apply(flags);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, overrides: &Overrides) {
+        if let Some(dir) = &overrides.data_dir {
+            self.data_dir = dir.clone();
+        }
+        if let Some(addr) = overrides.listen_http {
+            self.listen.http = addr;
+        }
+        if let Some(addr) = overrides.listen_otlp_grpc {
+            self.listen.otlp_grpc = addr;
+        }
+        if let Some(addr) = overrides.listen_otlp_http {
+            self.listen.otlp_http = addr;
+        }
+    }
+
+    /// Checks what no single field can: consistent sizes, and no unauthenticated listener
+    /// beyond loopback.
+    pub fn validate(&self) -> Result<()> {
+        for (name, addr) in [
+            ("listen.http", self.listen.http),
+            ("listen.otlp_grpc", self.listen.otlp_grpc),
+            ("listen.otlp_http", self.listen.otlp_http),
+        ] {
+            if !addr.ip().is_loopback() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} = {addr} would accept connections from other machines, but no \
+                     authentication is configured, so anyone who can reach it could write and \
+                     read every trace; listen on a loopback address (127.0.0.1 or [::1]) and \
+                     put an authenticating proxy in front"
+                )));
+            }
+        }
+        let storage = &self.storage;
+        if storage.head_flush_bytes > storage.head_max_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "storage.head_flush_bytes ({}) must not exceed storage.head_max_bytes ({})",
+                storage.head_flush_bytes, storage.head_max_bytes
+            )));
+        }
+        if storage.wal_max_pending_bytes < self.ingest.max_request_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "storage.wal_max_pending_bytes ({}) must be at least ingest.max_request_bytes ({}), or large requests could never be written",
+                storage.wal_max_pending_bytes, self.ingest.max_request_bytes
+            )));
+        }
+        if storage.flush_interval.is_zero() {
+            return Err(ConfigError::Invalid("storage.flush_interval must be more than zero".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_example_file_parses_and_matches_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../clew.example.toml"));
+        let text = std::fs::read_to_string(path).unwrap();
+        assert_eq!(Config::from_toml(&text, path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn flags_win_over_env_and_env_over_file() {
+        let dir = std::env::temp_dir().join(format!("clew-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("clew.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\n[listen]\nhttp = \"127.0.0.1:1\"\notlp_grpc = \"127.0.0.1:2\"\notlp_http = \"127.0.0.1:3\"\n",
+        )
+        .unwrap();
+        let env = env(&[("CLEW_DATA_DIR", "/from/env"), ("CLEW_LISTEN_OTLP_GRPC", "127.0.0.1:20")]);
+        let flags = Overrides { data_dir: Some("/from/flag".into()), ..Default::default() };
+        let config = Config::load(Some(&file), &env, &flags).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(config.listen.otlp_grpc.port(), 20);
+        assert_eq!(config.listen.http.port(), 1);
+        assert_eq!(config.listen.otlp_http.port(), 3);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn human_units_parse() {
+        let config = Config::from_toml(
+            "[storage]\nhead_flush_bytes = \"64MiB\"\nflush_interval = \"1m 30s\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.storage.head_flush_bytes, ByteSize::mib(64));
+        assert_eq!(config.storage.flush_interval, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_that_name_them() {
+        let err = Config::from_toml("[listen]\nhtp = \"127.0.0.1:1\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `htp`"), "{err}");
+        let err = Config::load(None, &env(&[("CLEW_LISTEN_HTTP", "localhost")]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("CLEW_LISTEN_HTTP"), "{err}");
+    }
+
+    #[test]
+    fn non_loopback_listeners_are_refused_without_authentication() {
+        let flags = Overrides { listen_otlp_http: Some("0.0.0.0:4318".parse().unwrap()), ..Default::default() };
+        let err = Config::load(None, &HashMap::new(), &flags).unwrap_err().to_string();
+        assert!(err.contains("listen.otlp_http = 0.0.0.0:4318") && err.contains("no authentication"), "{err}");
+        let flags = Overrides { listen_http: Some("[::1]:4320".parse().unwrap()), ..Default::default() };
+        Config::load(None, &HashMap::new(), &flags).unwrap();
+    }
+}

@@ -1,0 +1,65 @@
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use clew_storage::StorageError;
+
+/// Why an export request was not stored. Every variant maps to one HTTP status in
+/// [`IngestError::http_status`] and one gRPC code in [`IngestError::grpc_code`].
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("decode OTLP/{format} request: {reason}")]
+    Malformed { format: &'static str, reason: String },
+    #[error("unsupported content type {0:?}: send application/x-protobuf or application/json")]
+    UnsupportedContentType(String),
+    #[error("unsupported content encoding {0:?}: send gzip or no Content-Encoding")]
+    UnsupportedEncoding(String),
+    #[error("request body is larger than the limit of {limit} bytes{detail}; send smaller batches or raise ingest.max_request_bytes")]
+    TooLarge { limit: usize, detail: &'static str },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl IngestError {
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Self::Malformed { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Storage(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Self::Malformed { .. } | Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => {
+                tonic::Code::InvalidArgument
+            }
+            Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
+            Self::Storage(e) if e.is_retryable() => tonic::Code::Unavailable,
+            Self::Storage(_) => tonic::Code::Internal,
+        }
+    }
+
+    /// When the client should try again, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Storage(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// What the client is told: internal failures are not described beyond their kind.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Storage(e) if !e.is_retryable() => "internal error while storing spans; see the server log".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<IngestError> for tonic::Status {
+    fn from(e: IngestError) -> Self {
+        tonic::Status::new(e.grpc_code(), e.public_message())
+    }
+}

@@ -1,0 +1,246 @@
+//! OTLP/HTTP: `POST /v1/traces` with `application/x-protobuf` or `application/json` bodies,
+//! optionally gzip-compressed. Responses use the request's encoding; failures carry a
+//! `google.rpc.Status` body as the OTLP specification asks.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use clew_model::otlp::trace::v1::{span::SpanKind, status::StatusCode as OtlpStatusCode};
+use clew_model::TenantId;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use prost::Message;
+
+use crate::{Ingest, IngestError, Protocol, Result};
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+pub(crate) fn router(ingest: Ingest) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export))
+        // The body is read with the configured limit below, with a clearer error than axum's.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(ingest)
+}
+
+async fn export(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) -> Response {
+    let format = match content_format(&headers) {
+        Ok(format) => format,
+        Err(e) => return error_response(&ingest, Format::Json, e),
+    };
+    match receive(&ingest, &headers, format, body).await {
+        Ok(response) => encode(format, StatusCode::OK, &response),
+        Err(e) => error_response(&ingest, format, e),
+    }
+}
+
+fn content_format(headers: &HeaderMap) -> Result<Format> {
+    let value = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>")).unwrap_or("");
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        PROTOBUF | "application/protobuf" => Ok(Format::Protobuf),
+        JSON => Ok(Format::Json),
+        _ => Err(IngestError::UnsupportedContentType(value.to_owned())),
+    }
+}
+
+async fn receive(ingest: &Ingest, headers: &HeaderMap, format: Format, body: Body) -> Result<ExportTraceServiceResponse> {
+    let limit = ingest.max_request_bytes();
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(IngestError::TooLarge { limit, detail: "" });
+    }
+    let wire = Limited::new(body, limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            IngestError::TooLarge { limit, detail: "" }
+        } else {
+            IngestError::Malformed { format: format.name(), reason: format!("read body: {e}") }
+        }
+    })?;
+    let wire = wire.to_bytes();
+    let wire_bytes = wire.len();
+    let body = decompress(headers, wire, limit, format)?;
+    let request = match format {
+        Format::Protobuf => ExportTraceServiceRequest::decode(body)
+            .map_err(|e| IngestError::Malformed { format: "protobuf", reason: e.to_string() })?,
+        Format::Json => decode_json(&body)?,
+    };
+    ingest.export(Protocol::Http, &TenantId::default_tenant(), request, wire_bytes).await
+}
+
+fn decompress(headers: &HeaderMap, wire: Bytes, limit: usize, format: Format) -> Result<Bytes> {
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("<not text>").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(wire),
+        Some("gzip") | Some("x-gzip") => {
+            let mut out = Vec::with_capacity(wire.len() * 4);
+            // Read one byte past the limit to tell "exactly at the limit" from "over it".
+            flate2::read::GzDecoder::new(wire.as_ref())
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| IngestError::Malformed { format: format.name(), reason: format!("gunzip body: {e}") })?;
+            if out.len() > limit {
+                return Err(IngestError::TooLarge { limit, detail: " once decompressed" });
+            }
+            Ok(Bytes::from(out))
+        }
+        Some(other) => Err(IngestError::UnsupportedEncoding(other.to_owned())),
+    }
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Protobuf => "protobuf",
+            Self::Json => "JSON",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Protobuf => PROTOBUF,
+            Self::Json => JSON,
+        }
+    }
+}
+
+/// Decodes the OTLP/JSON mapping. Enums must be integers by the specification, but some
+/// senders write their names (`"SPAN_KIND_SERVER"`); those are accepted too.
+fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest> {
+    let malformed = |e: serde_json::Error| IngestError::Malformed { format: "JSON", reason: e.to_string() };
+    let has_enum_names = [b"\"SPAN_KIND_".as_slice(), b"\"STATUS_CODE_".as_slice()]
+        .iter()
+        .any(|needle| body.windows(needle.len()).any(|w| w == *needle));
+    if !has_enum_names {
+        return serde_json::from_slice(body).map_err(malformed);
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
+    numeric_enums(&mut value);
+    serde_json::from_value(value).map_err(malformed)
+}
+
+fn numeric_enums(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let number = match (key.as_str(), &*v) {
+                    ("kind", serde_json::Value::String(name)) => SpanKind::from_str_name(name).map(|k| k as i32),
+                    ("code", serde_json::Value::String(name)) => OtlpStatusCode::from_str_name(name).map(|c| c as i32),
+                    _ => None,
+                };
+                match number {
+                    Some(n) => *v = n.into(),
+                    None => numeric_enums(v),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(numeric_enums),
+        _ => {}
+    }
+}
+
+fn encode(format: Format, status: StatusCode, response: &impl EncodeBoth) -> Response {
+    let body = match format {
+        Format::Protobuf => response.protobuf(),
+        Format::Json => response.json(),
+    };
+    (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+trait EncodeBoth {
+    fn protobuf(&self) -> Vec<u8>;
+    fn json(&self) -> Vec<u8>;
+}
+
+impl EncodeBoth for ExportTraceServiceResponse {
+    fn protobuf(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    fn json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl EncodeBoth for RpcStatus {
+    fn protobuf(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    fn json(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "code": self.code, "message": self.message })).unwrap_or_default()
+    }
+}
+
+fn error_response(ingest: &Ingest, format: Format, error: IngestError) -> Response {
+    if !matches!(error, IngestError::Storage(_)) {
+        ingest.metrics().request(Protocol::Http, "bad_request");
+    }
+    let status = RpcStatus { code: error.grpc_code() as i32, message: error.public_message() };
+    let mut response = encode(format, error.http_status(), &status);
+    if let Some(after) = error.retry_after() {
+        let seconds = after.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_accepts_integers_as_strings_or_numbers_and_enum_names() {
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{
+            "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+            "name":"a","kind":"SPAN_KIND_CLIENT","startTimeUnixNano":1544712660000000000,
+            "endTimeUnixNano":"1544712661000000000","status":{"code":"STATUS_CODE_ERROR"},
+            "attributes":[{"key":"n","value":{"intValue":"42"}},{"key":"m","value":{"intValue":7}}]}]}]}]}"#;
+        let request = decode_json(body).unwrap();
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(span.status.as_ref().unwrap().code, OtlpStatusCode::Error as i32);
+        assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
+        assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
+        assert_eq!(span.trace_id[0], 0x5b);
+    }
+
+    #[test]
+    fn malformed_json_says_where() {
+        let err = decode_json(br#"{"resourceSpans": [}"#).unwrap_err().to_string();
+        assert!(err.starts_with("decode OTLP/JSON request:") && err.contains("line 1 column"), "{err}");
+    }
+
+    #[test]
+    fn content_types_are_matched_on_their_essence() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        assert_eq!(content_format(&headers).unwrap(), Format::Json);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(matches!(content_format(&headers), Err(IngestError::UnsupportedContentType(_))));
+    }
+}

@@ -1,0 +1,63 @@
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use crate::Protocol;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabel {
+    protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    protocol: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    protocol: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct IngestMetrics {
+    requests: Family<OutcomeLabels, Counter>,
+    spans_received: Family<ProtocolLabel, Counter>,
+    bytes_received: Family<ProtocolLabel, Counter>,
+    spans_rejected: Family<ReasonLabels, Counter>,
+}
+
+impl IngestMetrics {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("clew_ingest");
+        r.register("requests", "Export requests by outcome (ok, partial, refused, error, bad_request)", m.requests.clone());
+        r.register("spans_received", "Spans received, valid or not", m.spans_received.clone());
+        r.register("bytes_received", "Request bytes received, as sent on the wire", m.bytes_received.clone());
+        r.register(
+            "spans_rejected",
+            "Spans not stored: invalid (partial success), refused (retry later), error",
+            m.spans_rejected.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn received(&self, protocol: Protocol, spans: usize, bytes: usize) {
+        let label = ProtocolLabel { protocol: protocol.as_str() };
+        self.spans_received.get_or_create(&label).inc_by(spans as u64);
+        self.bytes_received.get_or_create(&label).inc_by(bytes as u64);
+    }
+
+    pub(crate) fn rejected(&self, protocol: Protocol, reason: &'static str, spans: usize) {
+        if spans > 0 {
+            self.spans_rejected.get_or_create(&ReasonLabels { protocol: protocol.as_str(), reason }).inc_by(spans as u64);
+        }
+    }
+
+    pub(crate) fn request(&self, protocol: Protocol, outcome: &'static str) {
+        self.requests.get_or_create(&OutcomeLabels { protocol: protocol.as_str(), outcome }).inc();
+    }
+}
