@@ -21,7 +21,7 @@ use clew_storage::SpanWriter;
 use prometheus_client::registry::Registry;
 
 pub use error::IngestError;
-pub use grpc::{GrpcReceiver, TraceServiceServer};
+pub use grpc::{normalize_status, GrpcReceiver, TraceServiceServer};
 pub use validate::{span_count, validate, Rejections};
 
 use crate::metrics::IngestMetrics;

@@ -41,7 +41,8 @@ pub struct EngineOptions {
     pub data_dir: PathBuf,
     /// The head is flushed to segments once it holds this many bytes.
     pub head_flush_bytes: u64,
-    /// Writes are refused (retry later) while the head holds this many bytes.
+    /// Writes are refused (retry later) while the head, with any part being flushed, holds
+    /// this many bytes.
     pub head_max_bytes: u64,
     /// A head that is not empty is flushed at least this often.
     pub flush_interval: Duration,
@@ -303,7 +304,11 @@ impl Inner {
             .clone()
             .try_acquire_many_owned(size)
             .map_err(|_| self.overloaded("the WAL backlog is full"))?;
-        if self.state.lock().active.bytes as u64 >= self.options.head_max_bytes {
+        let head_bytes = {
+            let state = self.state.lock();
+            state.active.bytes + state.frozen.as_ref().map_or(0, |f| f.bytes)
+        };
+        if head_bytes as u64 >= self.options.head_max_bytes {
             self.flush_wanted.notify_one();
             return Err(self.overloaded("the in-memory head is full while a flush catches up"));
         }

@@ -1,0 +1,175 @@
+//! `clew bench ingest`: runs the real server, drives it with `loadgen`, and measures sustained
+//! durable ingest, memory, bytes per span on disk after compaction, and trace-by-ID latency.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clew_storage::Storage;
+use clew_store_local::{EngineOptions, LocalEngine};
+use clew_testkit::{Profile, TestServer};
+
+use crate::loadgen::{self, percentile, LoadgenArgs, Protocol, Rate};
+
+#[derive(clap::Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Sustained durable ingest, peak RSS, bytes per span after compaction, trace-by-ID latency.
+    Ingest(IngestArgs),
+}
+
+#[derive(clap::Args)]
+struct IngestArgs {
+    /// Spans to ingest.
+    #[arg(long, default_value_t = 10_000_000)]
+    spans: u64,
+    #[arg(long, value_enum, default_value = "grpc")]
+    protocol: Protocol,
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    #[arg(long, default_value = "std", value_parser = <Profile as std::str::FromStr>::from_str)]
+    profile: Profile,
+    /// Keep the store here instead of a temporary directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Trace-by-ID lookups to time after ingest.
+    #[arg(long, default_value_t = 2000)]
+    lookups: usize,
+}
+
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        What::Ingest(args) => ingest(args).await,
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                dir_bytes(&path)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}
+
+async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("find the clew binary")?;
+    let temp = tempfile::tempdir()?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
+    std::fs::create_dir_all(&data_dir)?;
+    let mut server = TestServer::start_in(&exe, &data_dir, &[]).map_err(anyhow::Error::msg)?;
+    let pid = server.pid().context("server pid")?;
+    eprintln!("bench: server pid {pid}, data in {}", data_dir.display());
+
+    let endpoint = match args.protocol {
+        Protocol::Grpc => format!("http://{}", server.otlp_grpc),
+        Protocol::Http => format!("http://{}", server.otlp_http),
+    };
+    let report = loadgen::run(LoadgenArgs {
+        endpoint,
+        protocol: args.protocol,
+        rate: Rate::Max,
+        duration: Duration::from_secs(24 * 3600),
+        spans: Some(args.spans),
+        profile: args.profile,
+        connections: args.connections,
+        gzip: false,
+        headers: Vec::new(),
+    })
+    .await?;
+    if report.accepted_spans == 0 {
+        bail!("nothing was accepted: {}\nserver log:\n{}", report, server.log());
+    }
+    let peak_rss_mib = proc_status_kib(pid, "VmHWM:").unwrap_or(0) / 1024;
+
+    let stopping = Instant::now();
+    let exit = server.terminate();
+    let shutdown = stopping.elapsed();
+    if !exit.is_some_and(|s| s.success()) {
+        bail!("server did not exit cleanly on SIGTERM ({exit:?}); log:\n{}", server.log());
+    }
+
+    let compacting = Instant::now();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let engine = LocalEngine::open(EngineOptions::new(&data_dir), &mut registry).await?;
+    let merges = engine.compact().await?;
+    let stats = engine.stats();
+    engine.close().await?;
+    let compaction = compacting.elapsed();
+    let on_disk = dir_bytes(&data_dir);
+
+    let starting = Instant::now();
+    let server = TestServer::start_in(&exe, &data_dir, &[]).map_err(anyhow::Error::msg)?;
+    let startup = starting.elapsed();
+    let client = reqwest::Client::new();
+    let mut latencies = Vec::with_capacity(args.lookups);
+    let step = (report.sample_ids.len() / args.lookups.max(1)).max(1);
+    for id in report.sample_ids.iter().step_by(step).take(args.lookups) {
+        let url = format!("{}/api/v1/traces/{id}", server.http_url());
+        let started = Instant::now();
+        let response = client.get(&url).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        latencies.push(started.elapsed().as_micros() as u32);
+        if !status.is_success() || body.len() < 100 {
+            bail!("lookup of {id} answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+    }
+    latencies.sort_unstable();
+    let ms = |q| f64::from(percentile(&latencies, q)) / 1000.0;
+
+    println!("## clew bench ingest");
+    println!("machine            {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), memory());
+    println!(
+        "workload           {:?}, {} spans, {:?} with {} connections",
+        args.profile, args.spans, args.protocol, args.connections
+    );
+    println!("{report}");
+    println!("peak server RSS    {peak_rss_mib} MiB");
+    println!("shutdown (flush)   {:.1}s", shutdown.as_secs_f64());
+    println!(
+        "compaction         {merges} merges in {:.1}s -> {} segments, {} spans",
+        compaction.as_secs_f64(),
+        stats.segments,
+        stats.segment_spans
+    );
+    println!(
+        "bytes per span     {:.1} (segments + trace indexes), {:.1} (whole data directory)",
+        stats.segment_bytes as f64 / stats.segment_spans.max(1) as f64,
+        on_disk as f64 / stats.segment_spans.max(1) as f64
+    );
+    println!("restart            {:.2}s to ready", startup.as_secs_f64());
+    println!(
+        "trace by ID        {} lookups over HTTP: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        ms(0.5),
+        ms(0.99),
+        ms(1.0)
+    );
+    Ok(())
+}
+
+fn memory() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map_or_else(|| "unknown memory".into(), |kib| format!("{} GiB", kib / 1024 / 1024))
+}

@@ -1,0 +1,123 @@
+//! The `clew` binary: the edge where flags, environment and exit codes live.
+
+mod bench;
+mod loadgen;
+mod waterfall;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use clew_config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "clew", version, about = "Clew: a distributed tracing backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Clew: OTLP receivers, storage and the HTTP API in one process.
+    Serve(ServeArgs),
+    /// Print one trace as a waterfall.
+    Trace(waterfall::TraceArgs),
+    /// Send synthetic OTLP traffic to any OTLP endpoint and report what it accepted.
+    Loadgen(loadgen::LoadgenArgs),
+    /// Benchmarks: `clew bench ingest`.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (see clew.example.toml).
+    #[arg(long, env = "CLEW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [env: CLEW_DATA_DIR] [default: clew-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP API and UI address [env: CLEW_LISTEN_HTTP] [default: 127.0.0.1:4320]
+    #[arg(long)]
+    listen_http: Option<SocketAddr>,
+    /// OTLP/gRPC address [env: CLEW_LISTEN_OTLP_GRPC] [default: 127.0.0.1:4317]
+    #[arg(long)]
+    listen_otlp_grpc: Option<SocketAddr>,
+    /// OTLP/HTTP address [env: CLEW_LISTEN_OTLP_HTTP] [default: 127.0.0.1:4318]
+    #[arg(long)]
+    listen_otlp_http: Option<SocketAddr>,
+}
+
+fn init_logging() {
+    let filter = std::env::var("CLEW_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop Clew with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let flags = Overrides {
+        data_dir: args.data_dir,
+        listen_http: args.listen_http,
+        listen_otlp_grpc: args.listen_otlp_grpc,
+        listen_otlp_http: args.listen_otlp_http,
+    };
+    let config = Config::load(args.config.as_deref(), &env, &flags)?;
+    clew_server::run(
+        config,
+        |bound| {
+            // One line on stdout that scripts (and the test harness) can wait for.
+            println!("clew listening http={} otlp_grpc={} otlp_http={}", bound.http, bound.otlp_grpc, bound.otlp_http);
+        },
+        shutdown_signal(),
+    )
+    .await
+    .context("clew serve")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Trace(args) => waterfall::run(args).await,
+            Command::Loadgen(args) => loadgen::run(args).await.map(|report| println!("{report}")),
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
