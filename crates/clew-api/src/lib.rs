@@ -68,19 +68,18 @@ pub fn router(storage: Arc<dyn Storage>, registry: Arc<Registry>) -> Router {
         .with_state(AppState { storage, registry })
 }
 
-async fn trace_by_id(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Json<TracesData>, ApiError> {
-    let id: TraceId = trace_id
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("invalid trace ID {trace_id:?}: {e}")))?;
+async fn trace_by_id(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
+    let id: TraceId =
+        trace_id.parse().map_err(|e| ApiError::BadRequest(format!("invalid trace ID {trace_id:?}: {e}")))?;
     let rows = state.storage.trace(&TenantId::default_tenant(), id).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(format!("trace {id} not found")));
     }
-    let resource_spans = assemble(rows).map_err(|e| StorageError::Corrupt {
-        location: format!("trace {id}"),
-        reason: e.to_string(),
-    })?;
-    Ok(Json(TracesData { resource_spans }))
+    let resource_spans =
+        assemble(rows).map_err(|e| StorageError::Corrupt { location: format!("trace {id}"), reason: e.to_string() })?;
+    let body = clew_model::otlp_json::encode_traces(&mut TracesData { resource_spans })
+        .map_err(|e| StorageError::internal(format!("encode trace {id} as JSON"), e))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -94,7 +93,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "encode metrics");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -31,7 +31,10 @@ async fn get(router: &axum::Router, uri: &str) -> (StatusCode, String) {
 async fn trace_by_id_returns_otlp_json() {
     let (router, engine, _dir) = app().await;
     use clew_storage::SpanWriter;
-    engine.write(&TenantId::default_tenant(), every_field_request([0xab; 16], 1_700_000_000_000_000_000)).await.unwrap();
+    engine
+        .write(&TenantId::default_tenant(), every_field_request([0xab; 16], 1_700_000_000_000_000_000))
+        .await
+        .unwrap();
     let (status, body) = get(&router, &format!("/api/v1/traces/{}", "ab".repeat(16))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();

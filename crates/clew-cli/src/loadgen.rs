@@ -128,7 +128,11 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "elapsed            {:.1}s", self.elapsed.as_secs_f64())?;
         writeln!(f, "accepted spans/s   {:.0}", self.spans_per_second())?;
-        writeln!(f, "accepted spans     {} (rejected by partial success: {})", self.accepted_spans, self.rejected_spans)?;
+        writeln!(
+            f,
+            "accepted spans     {} (rejected by partial success: {})",
+            self.accepted_spans, self.rejected_spans
+        )?;
         writeln!(
             f,
             "requests           ok {}, refused (429/503/RESOURCE_EXHAUSTED/UNAVAILABLE) {}, failed {}",
@@ -156,7 +160,13 @@ enum Outcome {
 }
 
 enum Client {
-    Grpc(TraceServiceClient<Channel>, Vec<(tonic::metadata::MetadataKey<tonic::metadata::Ascii>, tonic::metadata::MetadataValue<tonic::metadata::Ascii>)>),
+    Grpc(
+        TraceServiceClient<Channel>,
+        Vec<(
+            tonic::metadata::MetadataKey<tonic::metadata::Ascii>,
+            tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+        )>,
+    ),
     Http(reqwest::Client, String, Vec<(String, String)>, bool),
 }
 
@@ -171,16 +181,21 @@ impl Client {
                     .with_context(|| format!("connect to {}", args.endpoint))?;
                 let mut client = TraceServiceClient::new(channel).max_encoding_message_size(64 << 20);
                 if args.gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Gzip);
+                    client =
+                        client.send_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Gzip);
                 }
                 let mut metadata = Vec::new();
                 for (k, v) in &args.headers {
-                    metadata.push((k.parse().with_context(|| format!("metadata name {k:?}"))?, v.parse().with_context(|| format!("metadata value for {k}"))?));
+                    metadata.push((
+                        k.parse().with_context(|| format!("metadata name {k:?}"))?,
+                        v.parse().with_context(|| format!("metadata value for {k}"))?,
+                    ));
                 }
                 Ok(Self::Grpc(client, metadata))
             }
             Protocol::Http => {
-                let mut url = reqwest::Url::parse(&args.endpoint).with_context(|| format!("invalid URL {:?}", args.endpoint))?;
+                let mut url =
+                    reqwest::Url::parse(&args.endpoint).with_context(|| format!("invalid URL {:?}", args.endpoint))?;
                 if url.path() == "/" {
                     url.set_path("/v1/traces");
                 }
@@ -245,7 +260,12 @@ fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-async fn worker(args: LoadgenArgs, index: usize, deadline: Instant, budget: std::sync::Arc<std::sync::atomic::AtomicI64>) -> anyhow::Result<Report> {
+async fn worker(
+    args: LoadgenArgs,
+    index: usize,
+    deadline: Instant,
+    budget: std::sync::Arc<std::sync::atomic::AtomicI64>,
+) -> anyhow::Result<Report> {
     let mut client = Client::connect(&args).await?;
     let mut workload = Workload::new(args.profile, 0x5eed + index as u64 * 7919 + now_nanos());
     let per_request = args.profile.spans_per_request() as f64;
@@ -298,9 +318,8 @@ pub(crate) async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
     let budget = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
         args.spans.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX)),
     ));
-    let workers: Vec<_> = (0..args.connections)
-        .map(|i| tokio::spawn(worker(args.clone(), i, deadline, budget.clone())))
-        .collect();
+    let workers: Vec<_> =
+        (0..args.connections).map(|i| tokio::spawn(worker(args.clone(), i, deadline, budget.clone()))).collect();
     let mut report = Report::default();
     for worker in workers {
         report.merge(worker.await.context("loadgen worker panicked")??);

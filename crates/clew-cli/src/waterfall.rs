@@ -92,12 +92,8 @@ pub(crate) fn render(trace: &TracesData, width: usize) -> String {
         let _ = write!(s, "{b:02x}");
         s
     });
-    let mut out = format!(
-        "trace {trace_id}  {} spans, {} services, {}\n",
-        lines.len(),
-        services.len(),
-        fmt_duration(total)
-    );
+    let mut out =
+        format!("trace {trace_id}  {} spans, {} services, {}\n", lines.len(), services.len(), fmt_duration(total));
     let mut stack: Vec<(usize, usize)> = children.get(&None).into_iter().flatten().rev().map(|&i| (i, 0)).collect();
     while let Some((i, depth)) = stack.pop() {
         let span = lines[i].span;

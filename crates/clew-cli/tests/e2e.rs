@@ -89,7 +89,10 @@ async fn every_protocol_round_trips_every_field() {
     for (trace, how) in &cases {
         let request = every_field_request(*trace, start);
         match *how {
-            "grpc" => assert_eq!(client.export(request.clone()).await.unwrap().into_inner(), ExportTraceServiceResponse::default()),
+            "grpc" => assert_eq!(
+                client.export(request.clone()).await.unwrap().into_inner(),
+                ExportTraceServiceResponse::default()
+            ),
             "grpc+gzip" => {
                 gzip_client.export(request.clone()).await.unwrap();
             }
@@ -114,13 +117,31 @@ async fn bad_http_input_gets_a_clear_error() {
     let big = vec![b'x'; 70 * 1024];
     let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
         ("application/x-protobuf", None, b"\xff\xff\xff".to_vec(), 400, "decode OTLP/protobuf request"),
-        ("application/json", None, b"{\"resourceSpans\": [}".to_vec(), 400, "decode OTLP/JSON request: expected value at line 1 column 20"),
-        ("application/json", None, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#.to_vec(), 400, "decode OTLP/JSON request"),
+        (
+            "application/json",
+            None,
+            b"{\"resourceSpans\": [}".to_vec(),
+            400,
+            "decode OTLP/JSON request: expected value at line 1 column 20",
+        ),
+        (
+            "application/json",
+            None,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#.to_vec(),
+            400,
+            "decode OTLP/JSON request",
+        ),
         ("text/plain", None, valid.clone(), 415, "unsupported content type \"text/plain\""),
         ("application/x-protobuf", Some("br"), valid.clone(), 415, "unsupported content encoding \"br\""),
         ("application/x-protobuf", Some("gzip"), valid.clone(), 400, "gunzip body"),
         ("application/x-protobuf", None, big.clone(), 413, "larger than the limit of 65536 bytes"),
-        ("application/x-protobuf", Some("gzip"), gzip(&big), 413, "larger than the limit of 65536 bytes once decompressed"),
+        (
+            "application/x-protobuf",
+            Some("gzip"),
+            gzip(&big),
+            413,
+            "larger than the limit of 65536 bytes once decompressed",
+        ),
     ];
     for (content_type, encoding, body, status, message) in cases {
         let response = post(&server, content_type, encoding, body).await;
@@ -155,7 +176,8 @@ async fn invalid_spans_are_rejected_one_by_one_and_the_rest_stored() {
 
     for protocol in ["http", "grpc"] {
         let response = if protocol == "http" {
-            let body = post(&server, "application/x-protobuf", None, request.encode_to_vec()).await.bytes().await.unwrap();
+            let body =
+                post(&server, "application/x-protobuf", None, request.encode_to_vec()).await.bytes().await.unwrap();
             ExportTraceServiceResponse::decode(body).unwrap()
         } else {
             grpc(&server).await.export(request.clone()).await.unwrap().into_inner()
@@ -163,7 +185,11 @@ async fn invalid_spans_are_rejected_one_by_one_and_the_rest_stored() {
         let partial = response.partial_success.expect("partial success");
         assert_eq!(partial.rejected_spans, 3, "{protocol}");
         for reason in ["span ID must not be all zeros", "trace ID must be 16 bytes", "ends before it starts"] {
-            assert!(partial.error_message.contains(reason), "{protocol}: {reason:?} not in {:?}", partial.error_message);
+            assert!(
+                partial.error_message.contains(reason),
+                "{protocol}: {reason:?} not in {:?}",
+                partial.error_message
+            );
         }
     }
     let stored = read_back(&server, [7; 16]).await;
@@ -173,7 +199,8 @@ async fn invalid_spans_are_rejected_one_by_one_and_the_rest_stored() {
 
 #[tokio::test]
 async fn grpc_errors_use_the_otlp_codes() {
-    let (server, _dir) = server_with_config("[ingest]\nmax_request_bytes = \"64KiB\"\n[storage]\nwal_max_pending_bytes = \"64KiB\"\n");
+    let (server, _dir) =
+        server_with_config("[ingest]\nmax_request_bytes = \"64KiB\"\n[storage]\nwal_max_pending_bytes = \"64KiB\"\n");
     let mut client = grpc(&server).await;
     let (big, _) = Workload::new(Profile::Wide, 1).request(now_nanos());
     let status = client.export(big).await.unwrap_err();

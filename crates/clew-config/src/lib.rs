@@ -157,7 +157,8 @@ impl Config {
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>, flags: &Overrides) -> Result<Self> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.into(), source: e })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.into(), source: e })?;
                 Self::from_toml(&text, path)?
             }
             None => Self::default(),

@@ -63,7 +63,10 @@ mod tests {
     fn decode_and_size_failures_get_otlp_codes() {
         let status = |r: axum::http::Response<()>| r.headers()["grpc-status"].to_str().unwrap().to_owned();
         assert_eq!(status(with_status("13", "failed to decode Protobuf message: invalid wire type")), "3");
-        assert_eq!(status(with_status("11", "Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes")), "8");
+        assert_eq!(
+            status(with_status("11", "Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes")),
+            "8"
+        );
         assert_eq!(status(with_status("13", "internal error while storing spans")), "13");
         assert_eq!(status(with_status("14", "storage is overloaded")), "14");
     }

@@ -12,7 +12,6 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use clew_model::otlp::trace::v1::{span::SpanKind, status::StatusCode as OtlpStatusCode};
 use clew_model::TenantId;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
@@ -66,7 +65,12 @@ fn content_format(headers: &HeaderMap) -> Result<Format> {
     }
 }
 
-async fn receive(ingest: &Ingest, headers: &HeaderMap, format: Format, body: Body) -> Result<ExportTraceServiceResponse> {
+async fn receive(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    format: Format,
+    body: Body,
+) -> Result<ExportTraceServiceResponse> {
     let limit = ingest.max_request_bytes();
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
@@ -91,7 +95,8 @@ async fn receive(ingest: &Ingest, headers: &HeaderMap, format: Format, body: Bod
 }
 
 fn decompress(headers: &HeaderMap, wire: Bytes, limit: usize, format: Format) -> Result<Bytes> {
-    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("<not text>").trim().to_ascii_lowercase());
+    let encoding =
+        headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("<not text>").trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(wire),
         Some("gzip") | Some("x-gzip") => {
@@ -126,39 +131,9 @@ impl Format {
     }
 }
 
-/// Decodes the OTLP/JSON mapping. Enums must be integers by the specification, but some
-/// senders write their names (`"SPAN_KIND_SERVER"`); those are accepted too.
 fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest> {
-    let malformed = |e: serde_json::Error| IngestError::Malformed { format: "JSON", reason: e.to_string() };
-    let has_enum_names = [b"\"SPAN_KIND_".as_slice(), b"\"STATUS_CODE_".as_slice()]
-        .iter()
-        .any(|needle| body.windows(needle.len()).any(|w| w == *needle));
-    if !has_enum_names {
-        return serde_json::from_slice(body).map_err(malformed);
-    }
-    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
-    numeric_enums(&mut value);
-    serde_json::from_value(value).map_err(malformed)
-}
-
-fn numeric_enums(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                let number = match (key.as_str(), &*v) {
-                    ("kind", serde_json::Value::String(name)) => SpanKind::from_str_name(name).map(|k| k as i32),
-                    ("code", serde_json::Value::String(name)) => OtlpStatusCode::from_str_name(name).map(|c| c as i32),
-                    _ => None,
-                };
-                match number {
-                    Some(n) => *v = n.into(),
-                    None => numeric_enums(v),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(numeric_enums),
-        _ => {}
-    }
+    clew_model::otlp_json::decode_request(body)
+        .map_err(|e| IngestError::Malformed { format: "JSON", reason: e.to_string() })
 }
 
 fn encode(format: Format, status: StatusCode, response: &impl EncodeBoth) -> Response {
@@ -214,16 +189,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_accepts_integers_as_strings_or_numbers_and_enum_names() {
+    fn json_accepts_integers_as_strings_or_numbers() {
         let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{
             "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
-            "name":"a","kind":"SPAN_KIND_CLIENT","startTimeUnixNano":1544712660000000000,
-            "endTimeUnixNano":"1544712661000000000","status":{"code":"STATUS_CODE_ERROR"},
+            "name":"a","startTimeUnixNano":1544712660000000000,"endTimeUnixNano":"1544712661000000000",
             "attributes":[{"key":"n","value":{"intValue":"42"}},{"key":"m","value":{"intValue":7}}]}]}]}]}"#;
         let request = decode_json(body).unwrap();
         let span = &request.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(span.kind, SpanKind::Client as i32);
-        assert_eq!(span.status.as_ref().unwrap().code, OtlpStatusCode::Error as i32);
         assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
         assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
         assert_eq!(span.trace_id[0], 0x5b);

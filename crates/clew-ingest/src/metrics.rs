@@ -34,7 +34,11 @@ impl IngestMetrics {
     pub(crate) fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
         let r = registry.sub_registry_with_prefix("clew_ingest");
-        r.register("requests", "Export requests by outcome (ok, partial, refused, error, bad_request)", m.requests.clone());
+        r.register(
+            "requests",
+            "Export requests by outcome (ok, partial, refused, error, bad_request)",
+            m.requests.clone(),
+        );
         r.register("spans_received", "Spans received, valid or not", m.spans_received.clone());
         r.register("bytes_received", "Request bytes received, as sent on the wire", m.bytes_received.clone());
         r.register(
@@ -53,7 +57,9 @@ impl IngestMetrics {
 
     pub(crate) fn rejected(&self, protocol: Protocol, reason: &'static str, spans: usize) {
         if spans > 0 {
-            self.spans_rejected.get_or_create(&ReasonLabels { protocol: protocol.as_str(), reason }).inc_by(spans as u64);
+            self.spans_rejected
+                .get_or_create(&ReasonLabels { protocol: protocol.as_str(), reason })
+                .inc_by(spans as u64);
         }
     }
 

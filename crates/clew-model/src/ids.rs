@@ -55,8 +55,7 @@ macro_rules! id_type {
                     return Err(IdError::Length { what: $what, expected: $len, actual: s.len() / 2 });
                 }
                 let mut bytes = [0u8; $len];
-                hex::decode_to_slice(s, &mut bytes)
-                    .map_err(|e| IdError::Hex { what: $what, reason: e.to_string() })?;
+                hex::decode_to_slice(s, &mut bytes).map_err(|e| IdError::Hex { what: $what, reason: e.to_string() })?;
                 Self::from_bytes(bytes)
             }
         }

@@ -7,6 +7,7 @@
 //! This crate does no I/O and depends on no other Clew crate.
 
 mod ids;
+pub mod otlp_json;
 mod row;
 mod tenant;
 

@@ -101,10 +101,7 @@ impl SpanRow {
             dropped_events_count: self.dropped_events_count,
             links: Links::decode(self.links.as_ref())?.values,
             dropped_links_count: self.dropped_links_count,
-            status: Some(Status {
-                message: self.status_message.clone(),
-                code: self.status_code,
-            }),
+            status: Some(Status { message: self.status_message.clone(), code: self.status_code }),
         })
     }
 }
@@ -190,9 +187,7 @@ fn service_name(resource_spans: &ResourceSpans) -> Arc<str> {
 /// Groups rows back into OTLP `ResourceSpans` → `ScopeSpans` → spans. Spans are ordered by
 /// start time; resources and scopes appear in the order of their first span.
 pub fn assemble(mut rows: Vec<SpanRow>) -> Result<Vec<ResourceSpans>, DecodeError> {
-    rows.sort_by(|a, b| {
-        (a.start_unix_nano, a.span_id).cmp(&(b.start_unix_nano, b.span_id))
-    });
+    rows.sort_by(|a, b| (a.start_unix_nano, a.span_id).cmp(&(b.start_unix_nano, b.span_id)));
     // A trace has few distinct resources and scopes: linear search keeps first-seen order.
     let mut groups: Vec<(Bytes, Vec<(Bytes, Vec<Span>)>)> = Vec::new();
     for row in &rows {
@@ -253,10 +248,7 @@ mod tests {
     #[test]
     fn flatten_then_assemble_is_lossless() {
         let resource_spans = vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![string_attr(SERVICE_NAME, "checkout")],
-                ..Default::default()
-            }),
+            resource: Some(Resource { attributes: vec![string_attr(SERVICE_NAME, "checkout")], ..Default::default() }),
             scope_spans: vec![ScopeSpans {
                 scope: Some(InstrumentationScope { name: "lib".into(), ..Default::default() }),
                 spans: vec![span(1, 1, 100), span(1, 2, 200)],

@@ -83,7 +83,9 @@ pub async fn run(
     let http = bind("the HTTP API", config.listen.http, "listen.http / --listen-http").await?;
     let grpc = bind("OTLP/gRPC", config.listen.otlp_grpc, "listen.otlp_grpc / --listen-otlp-grpc").await?;
     let otlp_http = bind("OTLP/HTTP", config.listen.otlp_http, "listen.otlp_http / --listen-otlp-http").await?;
-    let local = |l: &TcpListener| l.local_addr().map_err(|e| ServerError::Serve { what: "a bound", reason: format!("read its address: {e}") });
+    let local = |l: &TcpListener| {
+        l.local_addr().map_err(|e| ServerError::Serve { what: "a bound", reason: format!("read its address: {e}") })
+    };
     let bound = Bound { http: local(&http)?, otlp_grpc: local(&grpc)?, otlp_http: local(&otlp_http)? };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -111,7 +113,9 @@ pub async fn run(
     let servers = async {
         tokio::join!(
             async { api_server.await.map_err(|e| ServerError::Serve { what: "HTTP API", reason: e.to_string() }) },
-            async { otlp_http_server.await.map_err(|e| ServerError::Serve { what: "OTLP/HTTP", reason: e.to_string() }) },
+            async {
+                otlp_http_server.await.map_err(|e| ServerError::Serve { what: "OTLP/HTTP", reason: e.to_string() })
+            },
             async { grpc_server.await.map_err(|e| ServerError::Serve { what: "OTLP/gRPC", reason: e.to_string() }) },
         )
     };

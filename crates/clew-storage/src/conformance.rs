@@ -5,7 +5,9 @@
 
 use async_trait::async_trait;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::otlp::common::v1::{any_value::Value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList};
+use clew_model::otlp::common::v1::{
+    any_value::Value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+};
 use clew_model::otlp::resource::v1::Resource;
 use clew_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use clew_model::{assemble, TenantId, TraceId};
@@ -116,7 +118,10 @@ pub fn every_field_request(trace: [u8; 16], start: u64) -> ExportTraceServiceReq
             scope_spans: vec![
                 ScopeSpans {
                     scope: Some(scope("http")),
-                    spans: vec![every_field_span(trace, 1, None, start), every_field_span(trace, 2, Some(1), start + 100)],
+                    spans: vec![
+                        every_field_span(trace, 1, None, start),
+                        every_field_span(trace, 2, Some(1), start + 100),
+                    ],
                     schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
                 },
                 ScopeSpans {

@@ -24,7 +24,8 @@ pub(crate) fn pick(
             days.entry((tenant, segment.meta.day)).or_default().push(segment);
         }
     }
-    let (_, mut small) = days.into_iter().filter(|(_, s)| s.len() >= min_segments.max(2)).max_by_key(|(_, s)| s.len())?;
+    let (_, mut small) =
+        days.into_iter().filter(|(_, s)| s.len() >= min_segments.max(2)).max_by_key(|(_, s)| s.len())?;
     small.sort_by_key(|s| (s.spans, s.meta.id));
     let mut total = 0;
     let chosen: Vec<Arc<Segment>> = small

@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::{rows_from_request, SpanRow, TenantId, TraceId};
-use clew_storage::{Result, Storage, SpanWriter, StorageError, TraceReader, WriteReceipt};
+use clew_storage::{Result, SpanWriter, Storage, StorageError, TraceReader, WriteReceipt};
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use prost::Message;
@@ -288,8 +288,11 @@ impl Inner {
             state.active.bytes + frozen.map_or(0, |f| f.bytes),
         );
         let segments = state.segments.values().flatten();
-        self.metrics
-            .segments(segments.clone().count(), segments.clone().map(|s| s.spans).sum(), segments.map(|s| s.bytes).sum());
+        self.metrics.segments(
+            segments.clone().count(),
+            segments.clone().map(|s| s.spans).sum(),
+            segments.map(|s| s.bytes).sum(),
+        );
     }
 
     async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt> {
@@ -425,7 +428,11 @@ impl Inner {
         let _one_at_a_time = self.compaction_lock.lock().await;
         let inputs = {
             let state = self.state.lock();
-            compaction::pick(&state.segments, self.options.compaction_min_segments, self.options.compaction_target_spans)
+            compaction::pick(
+                &state.segments,
+                self.options.compaction_min_segments,
+                self.options.compaction_target_spans,
+            )
         };
         let Some(inputs) = inputs else {
             return Ok(false);

@@ -186,19 +186,16 @@ fn to_batch(schema: &SchemaRef, rows: &[&SpanRow]) -> io::Result<RecordBatch> {
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> io::Result<&'a T> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("segment column {name} is missing or mistyped")))
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("segment column {name} is missing or mistyped"))
+    })
 }
 
 fn dict_values(batch: &RecordBatch, name: &str) -> io::Result<Vec<Arc<str>>> {
     let dict = column::<DictionaryArray<Int32Type>>(batch, name)?;
-    let values = dict
-        .values()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("segment column {name} is not a string dictionary")))?;
+    let values = dict.values().as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("segment column {name} is not a string dictionary"))
+    })?;
     let interned: Vec<Arc<str>> = values.iter().map(|v| Arc::from(v.unwrap_or(""))).collect();
     dict.keys()
         .iter()
@@ -422,8 +419,11 @@ impl Segment {
     /// rebuilding the index from the data when its file is missing or damaged.
     pub(crate) fn open(parquet_path: &Path) -> io::Result<Self> {
         let file = File::open(parquet_path)?;
-        let parquet = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", parquet_path.display())))?;
+        let parquet = ArrowReaderMetadata::load(
+            &file,
+            ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional),
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", parquet_path.display())))?;
         let meta = read_meta(parquet_path, &parquet)?;
         let index_path = parquet_path.with_extension("tidx");
         let index = match read_index(&index_path) {
@@ -465,7 +465,11 @@ impl Segment {
                 let from = first.max(group_start) - group_start;
                 let to = (first + count).min(group_end) - group_start;
                 groups.push(i);
-                selectors.extend([RowSelector::skip(from), RowSelector::select(to - from), RowSelector::skip(len - to)]);
+                selectors.extend([
+                    RowSelector::skip(from),
+                    RowSelector::select(to - from),
+                    RowSelector::skip(len - to),
+                ]);
             }
             group_start = group_end;
         }
@@ -521,13 +525,10 @@ fn read_meta(path: &Path, parquet: &ArrowReaderMetadata) -> io::Result<SegmentMe
         .and_then(|s| s.to_str())
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("file name is not a segment id".into()))?;
-    let tenant = get(KEY_TENANT)
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| bad("missing or invalid tenant".into()))?;
+    let tenant = get(KEY_TENANT).and_then(|t| t.parse().ok()).ok_or_else(|| bad("missing or invalid tenant".into()))?;
     let day = get(KEY_DAY).and_then(|d| parse_day_name(&d)).ok_or_else(|| bad("missing or invalid day".into()))?;
-    let replaces = get(KEY_REPLACES)
-        .map(|r| r.split(',').filter_map(|id| id.parse().ok()).collect())
-        .unwrap_or_default();
+    let replaces =
+        get(KEY_REPLACES).map(|r| r.split(',').filter_map(|id| id.parse().ok()).collect()).unwrap_or_default();
     let flush = get(KEY_FLUSH).and_then(|f| {
         let (wal_upto, segments) = f.split_once('/')?;
         Some(FlushTag { wal_upto: wal_upto.parse().ok()?, segments: segments.parse().ok()? })

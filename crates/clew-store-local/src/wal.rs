@@ -179,9 +179,14 @@ pub(crate) fn replay(dir: &Path, mut each: impl FnMut(u64, WalRecord)) -> io::Re
 }
 
 enum Command {
-    Append { framed: Vec<u8>, done: oneshot::Sender<io::Result<()>> },
+    Append {
+        framed: Vec<u8>,
+        done: oneshot::Sender<io::Result<()>>,
+    },
     /// Starts a new file; answers with its sequence once every earlier append is synced.
-    Rotate { done: oneshot::Sender<io::Result<u64>> },
+    Rotate {
+        done: oneshot::Sender<io::Result<u64>>,
+    },
 }
 
 /// Figures the WAL thread reports.

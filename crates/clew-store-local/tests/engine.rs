@@ -174,7 +174,8 @@ async fn torn_wal_tail_is_cut_at_startup() {
     let store = open(options(dir.path())).await;
     store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
     drop(store);
-    let wal_file = walk(&dir.path().join("wal")).into_iter().find(|p| p.extension().is_some_and(|e| e == "wal")).unwrap();
+    let wal_file =
+        walk(&dir.path().join("wal")).into_iter().find(|p| p.extension().is_some_and(|e| e == "wal")).unwrap();
     let mut bytes = std::fs::read(&wal_file).unwrap();
     bytes.extend_from_slice(&[200, 1, 0, 0, 9, 9]);
     std::fs::write(&wal_file, bytes).unwrap();

@@ -55,7 +55,14 @@ impl TestServer {
             .arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen-http", "127.0.0.1:0", "--listen-otlp-grpc", "127.0.0.1:0", "--listen-otlp-http", "127.0.0.1:0"])
+            .args([
+                "--listen-http",
+                "127.0.0.1:0",
+                "--listen-otlp-grpc",
+                "127.0.0.1:0",
+                "--listen-otlp-http",
+                "127.0.0.1:0",
+            ])
             .args(&self.extra_args)
             .env_remove("CLEW_CONFIG")
             .stdin(Stdio::null())

@@ -12,9 +12,8 @@ use clew_model::TraceId;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-const SERVICES: [&str; 10] = [
-    "frontend", "checkout", "cart", "payment", "shipping", "email", "currency", "recommendation", "ads", "inventory",
-];
+const SERVICES: [&str; 10] =
+    ["frontend", "checkout", "cart", "payment", "shipping", "email", "currency", "recommendation", "ads", "inventory"];
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
 const DB_SYSTEMS: [&str; 3] = ["postgresql", "redis", "mongodb"];
 const STACK: &str = "java.io.IOException: connection reset by peer\n\tat com.example.net.Client.read(Client.java:211)\n\tat com.example.orders.Repository.load(Repository.java:88)\n\tat com.example.orders.Handler.handle(Handler.java:42)";
@@ -186,7 +185,13 @@ impl Workload {
             kv("http.request.method", s(method)),
             kv("http.route", s(route.clone())),
             kv("http.response.status_code", Value::IntValue(status_code)),
-            kv("url.full", s(format!("https://{}.shop.example/api/{}/{op}/{item}?user={user}", SERVICES[service], SERVICES[service]))),
+            kv(
+                "url.full",
+                s(format!(
+                    "https://{}.shop.example/api/{}/{op}/{item}?user={user}",
+                    SERVICES[service], SERVICES[service]
+                )),
+            ),
             kv("server.address", s(format!("{}.shop.svc", SERVICES[service]))),
             kv("server.port", Value::IntValue(8080)),
             kv("db.system", s(DB_SYSTEMS[op % DB_SYSTEMS.len()])),
@@ -198,7 +203,10 @@ impl Workload {
             Profile::Small => attributes.truncate(3),
             Profile::Wide => {
                 for k in 0..40 {
-                    attributes.push(kv(&format!("app.attribute.{k}"), s(format!("value-{}", self.rng.random_range(0..1000)))));
+                    attributes.push(kv(
+                        &format!("app.attribute.{k}"),
+                        s(format!("value-{}", self.rng.random_range(0..1000))),
+                    ));
                 }
             }
             Profile::Std => {}
@@ -223,16 +231,16 @@ impl Workload {
             parent_span_id: parent,
             flags: 0x101,
             name: format!("{method} {route}"),
-            kind: if root { span::SpanKind::Server } else { [span::SpanKind::Server, span::SpanKind::Client, span::SpanKind::Internal][op % 3] } as i32,
+            kind: if root {
+                span::SpanKind::Server
+            } else {
+                [span::SpanKind::Server, span::SpanKind::Client, span::SpanKind::Internal][op % 3]
+            } as i32,
             start_time_unix_nano: start,
             end_time_unix_nano: start + duration,
             attributes,
             events,
-            status: Some(if failed {
-                Status { message: "internal error".into(), code: 2 }
-            } else {
-                Status::default()
-            }),
+            status: Some(if failed { Status { message: "internal error".into(), code: 2 } } else { Status::default() }),
             ..Default::default()
         }
     }
