@@ -54,6 +54,15 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// User plus system CPU time of a process so far, in seconds (Linux clock ticks are 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
@@ -78,6 +87,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let pid = server.pid().context("server pid")?;
     eprintln!("bench: server pid {pid}, data in {}", data_dir.display());
 
+    let cpu_before = cpu_seconds(pid);
     let endpoint = match args.protocol {
         Protocol::Grpc => format!("http://{}", server.otlp_grpc),
         Protocol::Http => format!("http://{}", server.otlp_http),
@@ -98,6 +108,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         bail!("nothing was accepted: {}\nserver log:\n{}", report, server.log());
     }
     let peak_rss_mib = proc_status_kib(pid, "VmHWM:").unwrap_or(0) / 1024;
+    let server_cpu = cpu_seconds(pid) - cpu_before;
 
     let stopping = Instant::now();
     let exit = server.terminate();
@@ -108,7 +119,9 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
 
     let compacting = Instant::now();
     let mut registry = prometheus_client::registry::Registry::default();
-    let engine = LocalEngine::open(EngineOptions::new(&data_dir), &mut registry).await?;
+    // Merge every day down as far as compaction goes, whatever the server left.
+    let options = EngineOptions { compaction_min_segments: 2, ..EngineOptions::new(&data_dir) };
+    let engine = LocalEngine::open(options, &mut registry).await?;
     let merges = engine.compact().await?;
     let stats = engine.stats();
     engine.close().await?;
@@ -142,6 +155,12 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         args.profile, args.spans, args.protocol, args.connections
     );
     println!("{report}");
+    println!(
+        "server CPU         {server_cpu:.1} core-seconds while loading: {:.0} spans per core-second ({:.2} of {} cores busy)",
+        report.accepted_spans as f64 / server_cpu.max(1e-9),
+        server_cpu / report.elapsed.as_secs_f64().max(1e-9),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("peak server RSS    {peak_rss_mib} MiB");
     println!("shutdown (flush)   {:.1}s", shutdown.as_secs_f64());
     println!(

@@ -13,6 +13,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use clew_config::{Config, Overrides};
 
+/// Ingest allocates many small strings per span; mimalloc spends far less time on them than
+/// the system allocator (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "clew", version, about = "Clew: a distributed tracing backend")]
 struct Cli {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clew_model::{SpanRow, TenantId};
 
+use crate::attributes;
 use crate::segment::{sort_key, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS};
 
 /// Chooses the small segments of one tenant and day to merge: the day with the most small
@@ -70,7 +71,8 @@ pub(crate) fn merge(root: &Path, id: u64, inputs: &[Arc<Segment>]) -> io::Result
         replaces: inputs.iter().map(|s| s.meta.id).collect(),
         flush: None,
     };
-    let mut writer = SegmentWriter::create(root, meta)?;
+    let columns = attributes::union(inputs.iter().map(|s| s.columns.as_slice()));
+    let mut writer = SegmentWriter::create(root, meta, columns)?;
     let mut sources = Vec::with_capacity(inputs.len());
     let mut heap = BinaryHeap::new();
     for (i, segment) in inputs.iter().enumerate() {

@@ -6,6 +6,7 @@
 //! nothing of receivers, APIs or configuration files. The file format and the guarantees are
 //! described in this crate's README.
 
+mod attributes;
 mod compaction;
 mod head;
 mod metrics;
@@ -33,7 +34,7 @@ use tokio::task::JoinHandle;
 use crate::head::Head;
 use crate::metrics::EngineMetrics;
 use crate::segment::{FlushTag, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS};
-use crate::wal::{Wal, WalRecord};
+use crate::wal::Wal;
 
 /// How the engine sizes itself. The composition root fills this from the configuration.
 #[derive(Debug, Clone)]
@@ -299,8 +300,8 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
-        let payload = WalRecord { tenant: tenant.to_string(), request: request.encode_to_vec() }.encode_to_vec();
-        let framed = wal::frame(&payload);
+        let framed =
+            wal::record(tenant.as_str(), &request).map_err(|e| StorageError::internal("encode a WAL record", e))?;
         let size = u32::try_from(framed.len()).map_err(|_| self.overloaded("request larger than the WAL backlog"))?;
         let _permit = self
             .pending_wal_bytes
@@ -477,11 +478,26 @@ fn write_head(root: &Path, head: &Head, ids: &AtomicU64) -> io::Result<Vec<Segme
             replaces: Vec::new(),
             flush: Some(FlushTag { wal_upto: head.wal_upto, segments: count }),
         };
-        let mut writer = SegmentWriter::create(root, meta)?;
-        for chunk in rows.chunks(BATCH_ROWS) {
-            writer.write(chunk)?;
+        let written = attributes::choose(&rows)
+            .and_then(|columns| SegmentWriter::create(root, meta, columns))
+            .and_then(|mut writer| {
+                for chunk in rows.chunks(BATCH_ROWS) {
+                    writer.write(chunk)?;
+                }
+                writer.finish()
+            });
+        match written {
+            Ok(segment) => segments.push(segment),
+            Err(e) => {
+                // Leave no partial flush behind: the retry writes the whole head again.
+                for segment in &segments {
+                    if let Err(e) = Segment::remove_files(&segment.path) {
+                        tracing::warn!(segment = %segment.path.display(), error = %e, "cannot remove segment of a failed flush");
+                    }
+                }
+                return Err(e);
+            }
         }
-        segments.push(writer.finish()?);
     }
     Ok(segments)
 }

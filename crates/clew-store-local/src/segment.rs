@@ -20,17 +20,21 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use clew_model::{SpanId, SpanRow, TenantId, TraceId};
+
+use crate::attributes::{self, AttrColumn, Join, Split};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, PageIndexPolicy};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-/// The segment format this build writes. Every earlier version stays readable.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The segment format this build writes. Every earlier version stays readable:
+/// 1. the columns of [`schema`] without `attribute_order` and `attr.*`;
+/// 2. dedicated attribute columns (see [`attributes`]) and parents by index ([`ParentRefs`]).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const KEY_VERSION: &str = "clew.segment.format_version";
 const KEY_TENANT: &str = "clew.segment.tenant";
 const KEY_DAY: &str = "clew.segment.day";
@@ -38,10 +42,11 @@ const KEY_REPLACES: &str = "clew.segment.replaces";
 const KEY_FLUSH: &str = "clew.segment.flush";
 
 const INDEX_MAGIC: &[u8; 8] = b"CLEWTIDX";
+const INDEX_VERSION: u32 = 1;
 const INDEX_ENTRY_LEN: usize = 24;
 /// Rows the writer puts in one Arrow batch, and so the unit of memory while writing.
 pub(crate) const BATCH_ROWS: usize = 8192;
-const ROW_GROUP_ROWS: usize = 128 * 1024;
+const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
 /// Where in a segment one trace's rows are (they are contiguous: segments are sorted by trace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +54,14 @@ pub(crate) struct IndexEntry {
     pub(crate) trace_id: TraceId,
     pub(crate) first_row: u32,
     pub(crate) rows: u32,
+}
+
+/// Adds row `row` (rows come in segment order) to the index.
+fn index_row(index: &mut Vec<IndexEntry>, trace_id: TraceId, row: u32) {
+    match index.last_mut() {
+        Some(last) if last.trace_id == trace_id => last.rows += 1,
+        _ => index.push(IndexEntry { trace_id, first_row: row, rows: 1 }),
+    }
 }
 
 /// Identity and placement of a segment.
@@ -79,17 +92,20 @@ pub(crate) struct Segment {
     pub(crate) spans: u64,
     /// Bytes on disk, Parquet file and index together.
     pub(crate) bytes: u64,
+    /// Its dedicated attribute columns.
+    pub(crate) columns: Vec<AttrColumn>,
     parquet: ArrowReaderMetadata,
     index: Vec<IndexEntry>,
 }
 
-fn schema() -> SchemaRef {
+fn schema(columns: &[AttrColumn]) -> SchemaRef {
     let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
     let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         Field::new("trace_id", DataType::FixedSizeBinary(16), false),
         Field::new("span_id", DataType::FixedSizeBinary(8), false),
         Field::new("parent_span_id", DataType::Binary, false),
+        Field::new("parent_index", DataType::UInt32, false),
         Field::new("trace_state", DataType::Utf8, false),
         Field::new("flags", DataType::UInt32, false),
         Field::new("name", dict.clone(), false),
@@ -107,7 +123,61 @@ fn schema() -> SchemaRef {
         Field::new("dropped_events_count", DataType::UInt32, false),
         Field::new("links", DataType::Binary, false),
         Field::new("dropped_links_count", DataType::UInt32, false),
-    ]))
+        Field::new(attributes::ORDER_COLUMN, DataType::Binary, false),
+    ];
+    fields.extend(columns.iter().map(AttrColumn::field));
+    Arc::new(Schema::new(fields))
+}
+
+/// Parent references within a trace. Most parents are earlier rows of the same trace, so a
+/// segment stores "the parent is the trace's n-th span" (`parent_index` = n + 1) instead of 8
+/// random bytes; `parent_span_id` holds the ID only for roots (empty) and parents outside
+/// the segment. Rows must be seen in segment order, from the first row of a trace on.
+#[derive(Default)]
+pub(crate) struct ParentRefs {
+    trace: Option<TraceId>,
+    spans: Vec<SpanId>,
+}
+
+impl ParentRefs {
+    fn see(&mut self, trace_id: TraceId, span_id: SpanId) {
+        if self.trace != Some(trace_id) {
+            self.trace = Some(trace_id);
+            self.spans.clear();
+        }
+        self.spans.push(span_id);
+    }
+
+    /// The (`parent_span_id`, `parent_index`) to store for `row`.
+    fn encode<'r>(&mut self, row: &'r SpanRow) -> (&'r [u8], u32) {
+        if self.trace != Some(row.trace_id) {
+            self.spans.clear();
+        }
+        let found = SpanId::from_slice(&row.parent_span_id)
+            .ok()
+            .and_then(|parent| self.spans.iter().position(|s| *s == parent))
+            .and_then(|i| u32::try_from(i + 1).ok());
+        self.see(row.trace_id, row.span_id);
+        match found {
+            Some(index) => (&[], index),
+            None => (&row.parent_span_id, 0),
+        }
+    }
+
+    fn decode(&mut self, trace_id: TraceId, span_id: SpanId, stored: &[u8], index: u32) -> io::Result<Bytes> {
+        if self.trace != Some(trace_id) {
+            self.spans.clear();
+        }
+        let parent = match index {
+            0 => Bytes::copy_from_slice(stored),
+            i => {
+                let parent = self.spans.get(i as usize - 1).ok_or_else(|| corrupt("parent index"))?;
+                Bytes::copy_from_slice(parent.as_bytes())
+            }
+        };
+        self.see(trace_id, span_id);
+        Ok(parent)
+    }
 }
 
 /// The order of rows in a segment: by trace, then start time, then span.
@@ -115,11 +185,17 @@ pub(crate) fn sort_key(row: &SpanRow) -> (TraceId, u64, SpanId) {
     (row.trace_id, row.start_unix_nano, row.span_id)
 }
 
-fn to_batch(schema: &SchemaRef, rows: &[&SpanRow]) -> io::Result<RecordBatch> {
+fn to_batch(
+    schema: &SchemaRef,
+    columns: &[AttrColumn],
+    parents: &mut ParentRefs,
+    rows: &[&SpanRow],
+) -> io::Result<RecordBatch> {
     let n = rows.len();
     let mut trace_id = FixedSizeBinaryBuilder::with_capacity(n, 16);
     let mut span_id = FixedSizeBinaryBuilder::with_capacity(n, 8);
-    let mut parent = BinaryBuilder::with_capacity(n, n * 8);
+    let mut parent = BinaryBuilder::with_capacity(n, n);
+    let mut parent_index = UInt32Builder::with_capacity(n);
     let mut trace_state = StringBuilder::new();
     let mut flags = UInt32Builder::with_capacity(n);
     let mut name = StringDictionaryBuilder::<Int32Type>::new();
@@ -131,7 +207,7 @@ fn to_batch(schema: &SchemaRef, rows: &[&SpanRow]) -> io::Result<RecordBatch> {
     let mut service = StringDictionaryBuilder::<Int32Type>::new();
     let mut resource = BinaryBuilder::new();
     let mut scope = BinaryBuilder::new();
-    let mut attributes = BinaryBuilder::new();
+    let mut attributes = Split::new(columns, n);
     let mut dropped_attributes = UInt32Builder::with_capacity(n);
     let mut events = BinaryBuilder::new();
     let mut dropped_events = UInt32Builder::with_capacity(n);
@@ -140,7 +216,9 @@ fn to_batch(schema: &SchemaRef, rows: &[&SpanRow]) -> io::Result<RecordBatch> {
     for row in rows {
         trace_id.append_value(row.trace_id.as_bytes()).map_err(io::Error::other)?;
         span_id.append_value(row.span_id.as_bytes()).map_err(io::Error::other)?;
-        parent.append_value(&row.parent_span_id);
+        let (stored, index) = parents.encode(row);
+        parent.append_value(stored);
+        parent_index.append_value(index);
         trace_state.append_value(&row.trace_state);
         flags.append_value(row.flags);
         name.append_value(&row.name);
@@ -153,17 +231,19 @@ fn to_batch(schema: &SchemaRef, rows: &[&SpanRow]) -> io::Result<RecordBatch> {
         service.append_value(&*row.service_name);
         resource.append_value(&row.resource);
         scope.append_value(&row.scope);
-        attributes.append_value(&row.attributes);
+        attributes.push(&row.attributes)?;
         dropped_attributes.append_value(row.dropped_attributes_count);
         events.append_value(&row.events);
         dropped_events.append_value(row.dropped_events_count);
         links.append_value(&row.links);
         dropped_links.append_value(row.dropped_links_count);
     }
-    let columns: Vec<ArrayRef> = vec![
+    let (residual, order, dedicated) = attributes.finish();
+    let mut arrays: Vec<ArrayRef> = vec![
         Arc::new(trace_id.finish()),
         Arc::new(span_id.finish()),
         Arc::new(parent.finish()),
+        Arc::new(parent_index.finish()),
         Arc::new(trace_state.finish()),
         Arc::new(flags.finish()),
         Arc::new(name.finish()),
@@ -175,14 +255,16 @@ fn to_batch(schema: &SchemaRef, rows: &[&SpanRow]) -> io::Result<RecordBatch> {
         Arc::new(service.finish()),
         Arc::new(resource.finish()),
         Arc::new(scope.finish()),
-        Arc::new(attributes.finish()),
+        residual,
         Arc::new(dropped_attributes.finish()),
         Arc::new(events.finish()),
         Arc::new(dropped_events.finish()),
         Arc::new(links.finish()),
         Arc::new(dropped_links.finish()),
+        order,
     ];
-    RecordBatch::try_new(schema.clone(), columns).map_err(io::Error::other)
+    arrays.extend(dedicated);
+    RecordBatch::try_new(schema.clone(), arrays).map_err(io::Error::other)
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> io::Result<&'a T> {
@@ -212,10 +294,12 @@ fn corrupt(what: &str) -> io::Error {
 
 /// Turns a batch read from a segment back into rows. Resource and scope buffers are shared
 /// between consecutive rows that carry the same bytes.
-pub(crate) fn from_batch(batch: &RecordBatch, out: &mut Vec<SpanRow>) -> io::Result<()> {
+pub(crate) fn from_batch(batch: &RecordBatch, parents: &mut ParentRefs, out: &mut Vec<SpanRow>) -> io::Result<()> {
     let trace_id = column::<FixedSizeBinaryArray>(batch, "trace_id")?;
     let span_id = column::<FixedSizeBinaryArray>(batch, "span_id")?;
     let parent = column::<BinaryArray>(batch, "parent_span_id")?;
+    // Format version 1 has no parent_index: every parent is stored.
+    let parent_index = batch.column_by_name("parent_index").and_then(|c| c.as_any().downcast_ref::<UInt32Array>());
     let trace_state = column::<StringArray>(batch, "trace_state")?;
     let flags = column::<UInt32Array>(batch, "flags")?;
     let names = dict_values(batch, "name")?;
@@ -227,7 +311,7 @@ pub(crate) fn from_batch(batch: &RecordBatch, out: &mut Vec<SpanRow>) -> io::Res
     let services = dict_values(batch, "service_name")?;
     let resource = column::<BinaryArray>(batch, "resource")?;
     let scope = column::<BinaryArray>(batch, "scope")?;
-    let attributes = column::<BinaryArray>(batch, "attributes")?;
+    let attributes = Join::new(batch, column::<BinaryArray>(batch, "attributes")?)?;
     let dropped_attributes = column::<UInt32Array>(batch, "dropped_attributes_count")?;
     let events = column::<BinaryArray>(batch, "events")?;
     let dropped_events = column::<UInt32Array>(batch, "dropped_events_count")?;
@@ -243,10 +327,13 @@ pub(crate) fn from_batch(batch: &RecordBatch, out: &mut Vec<SpanRow>) -> io::Res
     out.reserve(batch.num_rows());
     for i in 0..batch.num_rows() {
         let start_nanos = start.value(i) as u64;
+        let row_trace = TraceId::from_slice(trace_id.value(i)).map_err(|_| corrupt("trace ID"))?;
+        let row_span = SpanId::from_slice(span_id.value(i)).map_err(|_| corrupt("span ID"))?;
+        let index = parent_index.map_or(0, |p| p.value(i));
         out.push(SpanRow {
-            trace_id: TraceId::from_slice(trace_id.value(i)).map_err(|_| corrupt("trace ID"))?,
-            span_id: SpanId::from_slice(span_id.value(i)).map_err(|_| corrupt("span ID"))?,
-            parent_span_id: Bytes::copy_from_slice(parent.value(i)),
+            trace_id: row_trace,
+            span_id: row_span,
+            parent_span_id: parents.decode(row_trace, row_span, parent.value(i), index)?,
             trace_state: trace_state.value(i).to_owned(),
             flags: flags.value(i),
             name: names[i].to_string(),
@@ -258,7 +345,7 @@ pub(crate) fn from_batch(batch: &RecordBatch, out: &mut Vec<SpanRow>) -> io::Res
             service_name: services[i].clone(),
             resource: shared(&mut last_resource, resource.value(i)),
             scope: shared(&mut last_scope, scope.value(i)),
-            attributes: Bytes::copy_from_slice(attributes.value(i)),
+            attributes: attributes.attributes(i)?,
             dropped_attributes_count: dropped_attributes.value(i),
             events: Bytes::copy_from_slice(events.value(i)),
             dropped_events_count: dropped_events.value(i),
@@ -291,6 +378,16 @@ fn segment_paths(dir: &Path, id: u64) -> (PathBuf, PathBuf) {
     (dir.join(format!("{id:020}.parquet")), dir.join(format!("{id:020}.tidx")))
 }
 
+/// Flushes compress fast, to keep up with ingest; compaction, which writes every span once
+/// more in the background, compresses harder.
+fn zstd_level(meta: &SegmentMeta) -> i32 {
+    if meta.replaces.is_empty() {
+        3
+    } else {
+        9
+    }
+}
+
 fn writer_properties(meta: &SegmentMeta) -> WriterProperties {
     let mut kv = vec![
         KeyValue::new(KEY_VERSION.into(), FORMAT_VERSION.to_string()),
@@ -305,13 +402,19 @@ fn writer_properties(meta: &SegmentMeta) -> WriterProperties {
         kv.push(KeyValue::new(KEY_FLUSH.into(), format!("{}/{}", flush.wal_upto, flush.segments)));
     }
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level(meta)).unwrap_or_default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(BATCH_ROWS)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_key_value_metadata(Some(kv));
-    for unique in ["span_id", "parent_span_id"] {
+    // Dictionaries only pay for repeated values; IDs and times are nearly unique.
+    for unique in ["span_id", "start_time", "duration_nanos"] {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(unique), false);
+    }
+    for (column, encoding) in
+        [("start_time", Encoding::BYTE_STREAM_SPLIT), ("duration_nanos", Encoding::BYTE_STREAM_SPLIT)]
+    {
+        builder = builder.set_column_encoding(ColumnPath::from(column), encoding);
     }
     builder.build()
 }
@@ -324,19 +427,32 @@ pub(crate) struct SegmentWriter {
     tmp_parquet: PathBuf,
     writer: ArrowWriter<File>,
     schema: SchemaRef,
+    columns: Vec<AttrColumn>,
+    parents: ParentRefs,
     index: Vec<IndexEntry>,
     rows: u32,
 }
 
 impl SegmentWriter {
-    pub(crate) fn create(root: &Path, meta: SegmentMeta) -> io::Result<Self> {
+    /// Starts segment `meta` with dedicated attribute `columns`.
+    pub(crate) fn create(root: &Path, meta: SegmentMeta, columns: Vec<AttrColumn>) -> io::Result<Self> {
         let dir = day_dir(root, &meta.tenant, meta.day);
         fs::create_dir_all(&dir)?;
         let tmp_parquet = dir.join(format!("{:020}.parquet.tmp", meta.id));
-        let schema = schema();
+        let schema = schema(&columns);
         let writer = ArrowWriter::try_new(File::create(&tmp_parquet)?, schema.clone(), Some(writer_properties(&meta)))
             .map_err(io::Error::other)?;
-        Ok(Self { meta, dir, tmp_parquet, writer, schema, index: Vec::new(), rows: 0 })
+        Ok(Self {
+            meta,
+            dir,
+            tmp_parquet,
+            writer,
+            schema,
+            columns,
+            parents: ParentRefs::default(),
+            index: Vec::new(),
+            rows: 0,
+        })
     }
 
     /// Appends rows that sort after everything written so far.
@@ -345,13 +461,10 @@ impl SegmentWriter {
             return Ok(());
         }
         for row in rows {
-            match self.index.last_mut() {
-                Some(last) if last.trace_id == row.trace_id => last.rows += 1,
-                _ => self.index.push(IndexEntry { trace_id: row.trace_id, first_row: self.rows, rows: 1 }),
-            }
+            index_row(&mut self.index, row.trace_id, self.rows);
             self.rows += 1;
         }
-        let batch = to_batch(&self.schema, rows)?;
+        let batch = to_batch(&self.schema, &self.columns, &mut self.parents, rows)?;
         self.writer.write(&batch).map_err(io::Error::other)
     }
 
@@ -371,7 +484,7 @@ fn write_index(path: &Path, index: &[IndexEntry]) -> io::Result<()> {
     let tmp = path.with_extension("tidx.tmp");
     let mut body = Vec::with_capacity(20 + index.len() * INDEX_ENTRY_LEN);
     body.extend_from_slice(INDEX_MAGIC);
-    body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    body.extend_from_slice(&INDEX_VERSION.to_le_bytes());
     body.extend_from_slice(&(index.len() as u64).to_le_bytes());
     for entry in index {
         body.extend_from_slice(entry.trace_id.as_bytes());
@@ -396,6 +509,9 @@ fn read_index(path: &Path) -> io::Result<Vec<IndexEntry>> {
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
         return Err(bad("checksum mismatch"));
+    }
+    if u32::from_le_bytes([body[8], body[9], body[10], body[11]]) != INDEX_VERSION {
+        return Err(bad("unknown version"));
     }
     let count = u64::from_le_bytes(body[12..20].try_into().map_err(|_| bad("short header"))?) as usize;
     let entries = &body[20..];
@@ -437,7 +553,8 @@ impl Segment {
         };
         let spans = parquet.metadata().file_metadata().num_rows() as u64;
         let bytes = fs::metadata(parquet_path)?.len() + fs::metadata(&index_path)?.len();
-        Ok(Self { meta, path: parquet_path.to_owned(), spans, bytes, parquet, index })
+        let columns = attributes::columns_of(parquet.schema());
+        Ok(Self { meta, path: parquet_path.to_owned(), spans, bytes, columns, parquet, index })
     }
 
     /// The rows of one trace; reads only the pages that hold them.
@@ -479,8 +596,9 @@ impl Segment {
             .build()
             .map_err(io::Error::other)?;
         let mut rows = Vec::with_capacity(count);
+        let mut parents = ParentRefs::default();
         for batch in reader {
-            from_batch(&batch.map_err(io::Error::other)?, &mut rows)?;
+            from_batch(&batch.map_err(io::Error::other)?, &mut parents, &mut rows)?;
         }
         Ok(rows)
     }
@@ -491,9 +609,10 @@ impl Segment {
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(io::Error::other)?;
-        Ok(reader.map(|batch| {
+        let mut parents = ParentRefs::default();
+        Ok(reader.map(move |batch| {
             let mut rows = Vec::new();
-            from_batch(&batch.map_err(io::Error::other)?, &mut rows)?;
+            from_batch(&batch.map_err(io::Error::other)?, &mut parents, &mut rows)?;
             Ok(rows)
         }))
     }
@@ -549,10 +668,7 @@ fn rebuild_index(path: &Path, parquet: &ArrowReaderMetadata) -> io::Result<Vec<I
         let ids = column::<FixedSizeBinaryArray>(&batch, "trace_id")?;
         for i in 0..ids.len() {
             let trace_id = TraceId::from_slice(ids.value(i)).map_err(|_| corrupt("trace ID"))?;
-            match index.last_mut() {
-                Some(last) if last.trace_id == trace_id => last.rows += 1,
-                _ => index.push(IndexEntry { trace_id, first_row: row, rows: 1 }),
-            }
+            index_row(&mut index, trace_id, row);
             row += 1;
         }
     }
@@ -593,6 +709,116 @@ pub(crate) fn find_segment_files(root: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clew_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use clew_model::KeyValues;
+    use prost::Message;
+
+    fn row(attributes: Vec<(&str, Value)>) -> SpanRow {
+        let values: Vec<KeyValue> = attributes
+            .into_iter()
+            .map(|(k, v)| KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() })
+            .collect();
+        let encoded = if values.is_empty() { Bytes::new() } else { Bytes::from(KeyValues { values }.encode_to_vec()) };
+        SpanRow {
+            trace_id: TraceId::from_bytes([1; 16]).unwrap(),
+            span_id: SpanId::from_bytes([1; 8]).unwrap(),
+            parent_span_id: Bytes::new(),
+            trace_state: String::new(),
+            flags: 0,
+            name: "op".into(),
+            kind: 1,
+            start_unix_nano: 1,
+            end_unix_nano: 2,
+            status_code: 0,
+            status_message: String::new(),
+            service_name: Arc::from("svc"),
+            resource: Bytes::new(),
+            scope: Bytes::new(),
+            attributes: encoded,
+            dropped_attributes_count: 0,
+            events: Bytes::new(),
+            dropped_events_count: 0,
+            links: Bytes::new(),
+            dropped_links_count: 0,
+        }
+    }
+
+    #[test]
+    fn attributes_round_trip_through_dedicated_columns_in_any_order() {
+        let s = |v: &str| Value::StringValue(v.into());
+        let rows = vec![
+            row(vec![("http.method", s("GET")), ("status", Value::IntValue(200))]),
+            row(vec![("status", Value::IntValue(500)), ("http.method", s("POST"))]),
+            // A type the column does not have, a duplicate key, and values only a blob holds.
+            row(vec![("status", s("five hundred")), ("http.method", s("PUT")), ("http.method", s("again"))]),
+            row(vec![("bytes", Value::BytesValue(vec![1, 2])), ("ratio", Value::DoubleValue(f64::NAN))]),
+            row(vec![]),
+            row(vec![("flag", Value::BoolValue(false)), ("http.method", s(""))]),
+        ];
+        let refs: Vec<&SpanRow> = rows.iter().collect();
+        let columns = attributes::choose(&refs).unwrap();
+        let keys: Vec<&str> = columns.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["http.method", "status", "ratio", "flag"]);
+        let batch = to_batch(&schema(&columns), &columns, &mut ParentRefs::default(), &refs).unwrap();
+        let mut back = Vec::new();
+        from_batch(&batch, &mut ParentRefs::default(), &mut back).unwrap();
+        for (want, got) in rows.iter().zip(&back) {
+            // NaN != NaN, so compare the encoded bytes.
+            assert_eq!(want.attributes, got.attributes);
+        }
+        let order = batch.column_by_name(attributes::ORDER_COLUMN).unwrap();
+        assert_eq!(
+            order.as_any().downcast_ref::<BinaryArray>().unwrap().value(0),
+            b"",
+            "canonical order is not stored"
+        );
+    }
+
+    #[test]
+    fn parents_are_stored_by_index_within_their_trace() {
+        let span = |trace: u8, id: u8, parent: &[u8]| {
+            let mut r = row(vec![]);
+            r.trace_id = TraceId::from_bytes([trace; 16]).unwrap();
+            r.span_id = SpanId::from_bytes([id; 8]).unwrap();
+            r.parent_span_id = Bytes::copy_from_slice(parent);
+            r
+        };
+        let rows = vec![
+            span(1, 1, &[]),
+            span(1, 2, &[1; 8]),
+            span(1, 3, &[9; 8]), // parent not in the segment
+            span(1, 4, &[2; 8]),
+            span(2, 5, &[1; 8]), // a span ID of another trace is not this trace's parent
+            span(2, 6, &[5; 8]),
+        ];
+        let refs: Vec<&SpanRow> = rows.iter().collect();
+        let schema = schema(&[]);
+        let mut writing = ParentRefs::default();
+        // Two batches that split trace 1, as the writer's chunks may.
+        let batches = [
+            to_batch(&schema, &[], &mut writing, &refs[..2]).unwrap(),
+            to_batch(&schema, &[], &mut writing, &refs[2..]).unwrap(),
+        ];
+        let stored: Vec<u32> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("parent_index")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<UInt32Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(stored, [0, 1, 0, 2, 0, 1]);
+        let mut reading = ParentRefs::default();
+        let mut back = Vec::new();
+        for batch in &batches {
+            from_batch(batch, &mut reading, &mut back).unwrap();
+        }
+        assert_eq!(back, rows);
+    }
 
     #[test]
     fn day_names_round_trip() {

@@ -10,7 +10,7 @@
 //! starts after it. Replay cuts a torn or corrupt tail (logging what it cut) instead of failing.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
 
@@ -37,12 +37,36 @@ pub(crate) struct WalRecord {
 }
 
 /// Frames a payload as a WAL record.
-pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
+#[cfg(test)]
+fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+/// The framed WAL record of `request` for `tenant`, encoded in one buffer: the same bytes as
+/// framing an encoded [`WalRecord`], without encoding the request twice.
+pub(crate) fn record(tenant: &str, request: &impl Message) -> Result<Vec<u8>, prost::EncodeError> {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, string, WireType};
+    let inner = request.encoded_len();
+    let tenant = tenant.to_owned();
+    // proto3 leaves default (empty) strings out.
+    let tenant_len = if tenant.is_empty() { 0 } else { string::encoded_len(1, &tenant) };
+    let payload = tenant_len + key_len(2) + encoded_len_varint(inner as u64) + inner;
+    let mut out = Vec::with_capacity(RECORD_HEADER_LEN + payload);
+    out.extend_from_slice(&(payload as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    if !tenant.is_empty() {
+        string::encode(1, &tenant, &mut out);
+    }
+    encode_key(2, WireType::LengthDelimited, &mut out);
+    encode_varint(inner as u64, &mut out);
+    request.encode(&mut out)?;
+    let crc = crc32fast::hash(&out[RECORD_HEADER_LEN..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
 }
 
 fn file_name(seq: u64) -> String {
@@ -89,9 +113,13 @@ pub(crate) fn checkpoint(dir: &Path, seq: u64) -> io::Result<()> {
     file.sync_all()?;
     fs::rename(&tmp, dir.join("checkpoint"))?;
     sync_dir(dir)?;
+    // The checkpoint is what counts; files it covers that cannot be deleted now are deleted by
+    // the next replay.
     for (file_seq, path) in list_files(dir)? {
         if file_seq <= seq {
-            fs::remove_file(path)?;
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot delete a checkpointed wal file");
+            }
         }
     }
     Ok(())
@@ -238,6 +266,27 @@ fn create_file(dir: &Path, seq: u64) -> io::Result<(u64, File)> {
     Ok((seq, file))
 }
 
+/// The records written since the last sync, and who waits for it.
+#[derive(Default)]
+struct Group {
+    waiting: Vec<oneshot::Sender<io::Result<()>>>,
+    bytes: u64,
+    /// The first write error; later records of the group are not written.
+    error: Option<io::Error>,
+}
+
+impl Group {
+    fn add(&mut self, file: &mut File, framed: Vec<u8>, done: oneshot::Sender<io::Result<()>>) {
+        if self.error.is_none() {
+            match file.write_all(&framed) {
+                Ok(()) => self.bytes += framed.len() as u64,
+                Err(e) => self.error = Some(e),
+            }
+        }
+        self.waiting.push(done);
+    }
+}
+
 struct WalThread<O> {
     dir: PathBuf,
     file: (u64, File),
@@ -247,56 +296,54 @@ struct WalThread<O> {
 
 impl<O: WalObserver> WalThread<O> {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
-        let mut buf = Vec::with_capacity(MAX_GROUP_BYTES);
-        let mut waiting = Vec::new();
+        let mut group = Group::default();
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Append { framed, done } => {
-                        buf.extend_from_slice(&framed);
-                        waiting.push(done);
-                    }
+                    Command::Append { framed, done } => group.add(&mut self.file.1, framed, done),
                     Command::Rotate { done } => {
-                        let result = self.commit(&mut buf, &mut waiting).and_then(|()| self.rotate());
+                        let result = self.commit(&mut group).and_then(|()| self.rotate());
                         let _ = done.send(result);
                     }
                 }
-                if buf.len() < MAX_GROUP_BYTES {
+                if group.bytes < MAX_GROUP_BYTES as u64 {
                     next = rx.try_recv().ok();
                 }
             }
             // Errors reach every waiting appender; the thread keeps serving later requests.
-            let _ = self.commit(&mut buf, &mut waiting);
+            let _ = self.commit(&mut group);
         }
     }
 
-    fn commit(&mut self, buf: &mut Vec<u8>, waiting: &mut Vec<oneshot::Sender<io::Result<()>>>) -> io::Result<()> {
-        if waiting.is_empty() {
+    fn commit(&mut self, group: &mut Group) -> io::Result<()> {
+        if group.waiting.is_empty() {
             return Ok(());
         }
-        let records = waiting.len() as u64;
-        let result = self.file.1.write_all(buf).and_then(|()| self.file.1.sync_data());
+        let records = group.waiting.len() as u64;
+        let bytes = group.bytes;
+        let result = group.error.take().map_or(Ok(()), Err).and_then(|()| self.file.1.sync_data());
         match &result {
             Ok(()) => {
-                self.len += buf.len() as u64;
-                self.observer.synced(buf.len() as u64, records);
+                self.len += bytes;
+                self.observer.synced(bytes, records);
             }
             Err(e) => {
                 tracing::error!(error = %e, file = self.file.0, "wal write failed; cutting the partial write");
                 // Leave no half-written group behind for replay to trip over.
-                if let Err(e) = self.file.1.set_len(self.len) {
+                let cut = self.file.1.set_len(self.len).and_then(|()| self.file.1.seek(SeekFrom::Start(self.len)));
+                if let Err(e) = cut {
                     tracing::error!(error = %e, "cannot cut the wal back after a failed write");
                 }
             }
         }
-        for done in waiting.drain(..) {
+        for done in group.waiting.drain(..) {
             let _ = done.send(match &result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             });
         }
-        buf.clear();
+        group.bytes = 0;
         result
     }
 
@@ -317,7 +364,7 @@ mod tests {
         fn synced(&self, _: u64, _: u64) {}
     }
 
-    fn record(n: usize) -> Vec<u8> {
+    fn sample(n: usize) -> Vec<u8> {
         frame(&WalRecord { tenant: "t".into(), request: vec![n as u8; n] }.encode_to_vec())
     }
 
@@ -327,13 +374,22 @@ mod tests {
         (sizes, report)
     }
 
+    #[test]
+    fn records_are_framed_wal_records() {
+        let request = WalRecord { tenant: "x".into(), request: vec![7; 300] };
+        for tenant in ["", "team-a"] {
+            let want = frame(&WalRecord { tenant: tenant.into(), request: request.encode_to_vec() }.encode_to_vec());
+            assert_eq!(record(tenant, &request).unwrap(), want);
+        }
+    }
+
     #[tokio::test]
     async fn appended_records_replay_in_order_across_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::start(dir.path().into(), 1, Quiet).unwrap();
-        wal.append(record(1)).await.unwrap();
+        wal.append(sample(1)).await.unwrap();
         assert_eq!(wal.rotate().await.unwrap(), 2);
-        let (a, b) = tokio::join!(wal.append(record(2)), wal.append(record(3)));
+        let (a, b) = tokio::join!(wal.append(sample(2)), wal.append(sample(3)));
         a.unwrap();
         b.unwrap();
         drop(wal);
@@ -347,9 +403,9 @@ mod tests {
     async fn checkpoint_skips_and_removes_covered_files() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::start(dir.path().into(), 1, Quiet).unwrap();
-        wal.append(record(1)).await.unwrap();
+        wal.append(sample(1)).await.unwrap();
         wal.rotate().await.unwrap();
-        wal.append(record(2)).await.unwrap();
+        wal.append(sample(2)).await.unwrap();
         checkpoint(dir.path(), 1).unwrap();
         assert_eq!(list_files(dir.path()).unwrap().len(), 1);
         assert_eq!(replayed(dir.path()).0, vec![2]);
@@ -361,9 +417,9 @@ mod tests {
         let path = dir.path().join(file_name(7));
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend(record(5));
+        bytes.extend(sample(5));
         let good_len = bytes.len() as u64;
-        let mut torn = record(9);
+        let mut torn = sample(9);
         torn.truncate(10);
         bytes.extend(torn);
         fs::write(&path, &bytes).unwrap();
@@ -375,13 +431,13 @@ mod tests {
 
         // A flipped bit in the last record's payload is caught by the checksum.
         let mut bytes = fs::read(&path).unwrap();
-        bytes.extend(record(4));
+        bytes.extend(sample(4));
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
         let (sizes, report) = replayed(dir.path());
         assert_eq!(sizes, vec![5]);
-        assert_eq!(report.cut_bytes, record(4).len() as u64);
+        assert_eq!(report.cut_bytes, sample(4).len() as u64);
 
         // A file whose header never reached the disk is dropped.
         fs::write(dir.path().join(file_name(8)), b"CLEW").unwrap();

@@ -12,7 +12,7 @@ use clew_store_local::{EngineOptions, LocalEngine};
 use prometheus_client::registry::Registry;
 
 const START: u64 = 1_700_000_000_000_000_000;
-const VERSIONS: [u32; 1] = [1];
+const VERSIONS: [u32; 2] = [1, 2];
 
 fn fixture_dir(version: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(format!("v{version}"))
