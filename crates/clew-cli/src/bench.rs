@@ -101,6 +101,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         profile: args.profile,
         connections: args.connections,
         gzip: false,
+        pregenerate: true,
         headers: Vec::new(),
     })
     .await?;

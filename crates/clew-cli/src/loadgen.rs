@@ -4,15 +4,18 @@
 use std::fmt;
 use std::io::Write;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use clew_model::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
-use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use bytes::{BufMut, Bytes};
+use clew_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
 use clew_model::TraceId;
 use clew_testkit::{Profile, Workload};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,6 +71,10 @@ pub(crate) struct LoadgenArgs {
     /// Compress requests with gzip.
     #[arg(long)]
     pub(crate) gzip: bool,
+    /// Make every request before starting the clock (needs --spans; holds ~500 bytes per span
+    /// in memory), so the run measures the endpoint rather than the generator.
+    #[arg(long)]
+    pub(crate) pregenerate: bool,
     /// Extra request header or gRPC metadata, `name=value` (repeatable), e.g. for tokens.
     #[arg(long = "header", value_parser = parse_header)]
     pub(crate) headers: Vec<(String, String)>,
@@ -159,15 +166,79 @@ enum Outcome {
     Failed(String),
 }
 
+/// One export request, encoded (and for HTTP gzipped when asked) before it is timed, with
+/// the trace IDs it carries.
+pub(crate) struct Prepared {
+    body: Bytes,
+    spans: u64,
+    ids: Vec<TraceId>,
+}
+
+impl Prepared {
+    fn new(workload: &mut Workload, protocol: Protocol, gzip: bool) -> Self {
+        let (request, ids) = workload.request(now_nanos());
+        let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
+        let mut body = request.encode_to_vec();
+        // gRPC compresses in the transport; OTLP/HTTP sends the gzip body as it is.
+        if gzip && protocol == Protocol::Http {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let _ = encoder.write_all(&body);
+            body = encoder.finish().unwrap_or_default();
+        }
+        Self { body: Bytes::from(body), spans, ids }
+    }
+}
+
+/// Sends request bodies that are already protobuf-encoded over gRPC.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+
+struct ResponseDecoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for ResponseDecoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+type Metadata =
+    Vec<(tonic::metadata::MetadataKey<tonic::metadata::Ascii>, tonic::metadata::MetadataValue<tonic::metadata::Ascii>)>;
+
 enum Client {
-    Grpc(
-        TraceServiceClient<Channel>,
-        Vec<(
-            tonic::metadata::MetadataKey<tonic::metadata::Ascii>,
-            tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-        )>,
-    ),
-    Http(reqwest::Client, String, Vec<(String, String)>, bool),
+    Grpc(tonic::client::Grpc<Channel>, Metadata),
+    Http { client: reqwest::Client, url: String, headers: Vec<(String, String)>, gzip: bool },
 }
 
 impl Client {
@@ -179,7 +250,7 @@ impl Client {
                     .connect()
                     .await
                     .with_context(|| format!("connect to {}", args.endpoint))?;
-                let mut client = TraceServiceClient::new(channel).max_encoding_message_size(64 << 20);
+                let mut client = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
                 if args.gzip {
                     client =
                         client.send_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Gzip);
@@ -200,19 +271,23 @@ impl Client {
                     url.set_path("/v1/traces");
                 }
                 let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
-                Ok(Self::Http(client, url.to_string(), args.headers.clone(), args.gzip))
+                Ok(Self::Http { client, url: url.to_string(), headers: args.headers.clone(), gzip: args.gzip })
             }
         }
     }
 
-    async fn export(&mut self, request: ExportTraceServiceRequest) -> Outcome {
+    async fn export(&mut self, body: Bytes) -> Outcome {
         match self {
             Self::Grpc(client, metadata) => {
-                let mut req = tonic::Request::new(request);
+                let mut request = tonic::Request::new(body);
                 for (k, v) in metadata.iter() {
-                    req.metadata_mut().insert(k.clone(), v.clone());
+                    request.metadata_mut().insert(k.clone(), v.clone());
                 }
-                match client.export(req).await {
+                let sent = match client.ready().await {
+                    Ok(()) => client.unary(request, PathAndQuery::from_static(EXPORT_PATH), RawCodec).await,
+                    Err(e) => return Outcome::Failed(format!("connection not ready: {e}")),
+                };
+                match sent {
                     Ok(response) => accepted(response.into_inner()),
                     Err(status) => match status.code() {
                         tonic::Code::Unavailable | tonic::Code::ResourceExhausted => {
@@ -222,13 +297,9 @@ impl Client {
                     },
                 }
             }
-            Self::Http(client, url, headers, gzip) => {
-                let mut body = request.encode_to_vec();
+            Self::Http { client, url, headers, gzip } => {
                 let mut builder = client.post(url.as_str()).header("content-type", "application/x-protobuf");
                 if *gzip {
-                    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    let _ = encoder.write_all(&body);
-                    body = encoder.finish().unwrap_or_default();
                     builder = builder.header("content-encoding", "gzip");
                 }
                 for (k, v) in headers.iter() {
@@ -260,12 +331,16 @@ fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-async fn worker(
-    args: LoadgenArgs,
-    index: usize,
-    deadline: Instant,
-    budget: std::sync::Arc<std::sync::atomic::AtomicI64>,
-) -> anyhow::Result<Report> {
+/// Where a worker's requests come from.
+#[derive(Clone)]
+enum Source {
+    /// Made as they are sent, until the span budget (shared by all workers) is spent.
+    Live(Arc<AtomicI64>),
+    /// Made before the clock started; workers take the next one until none is left.
+    Pool(Arc<Vec<Prepared>>, Arc<AtomicUsize>),
+}
+
+async fn worker(args: LoadgenArgs, index: usize, deadline: Instant, source: Source) -> anyhow::Result<Report> {
     let mut client = Client::connect(&args).await?;
     let mut workload = Workload::new(args.profile, 0x5eed + index as u64 * 7919 + now_nanos());
     let per_request = args.profile.spans_per_request() as f64;
@@ -276,23 +351,33 @@ async fn worker(
     let mut report = Report::default();
     let mut next = Instant::now();
     while Instant::now() < deadline {
-        if budget.fetch_sub(per_request as i64, std::sync::atomic::Ordering::Relaxed) <= 0 {
-            break;
-        }
+        let live;
+        let prepared = match &source {
+            Source::Live(budget) => {
+                if budget.fetch_sub(per_request as i64, Ordering::Relaxed) <= 0 {
+                    break;
+                }
+                live = Prepared::new(&mut workload, args.protocol, args.gzip);
+                &live
+            }
+            Source::Pool(pool, taken) => match pool.get(taken.fetch_add(1, Ordering::Relaxed)) {
+                Some(prepared) => prepared,
+                None => break,
+            },
+        };
         if let Some(interval) = interval {
             tokio::time::sleep_until(next.into()).await;
             next += interval;
         }
-        let (request, ids) = workload.request(now_nanos());
         let sent = Instant::now();
-        let outcome = client.export(request).await;
+        let outcome = client.export(prepared.body.clone()).await;
         report.latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
         match outcome {
             Outcome::Accepted { rejected } => {
                 report.ok_requests += 1;
                 report.rejected_spans += rejected;
-                report.accepted_spans += per_request as u64 - rejected;
-                report.sample_ids.extend(ids.into_iter().take(2));
+                report.accepted_spans += prepared.spans.saturating_sub(rejected);
+                report.sample_ids.extend(prepared.ids.iter().take(2));
             }
             Outcome::Refused(e) => {
                 report.refused_requests += 1;
@@ -309,17 +394,54 @@ async fn worker(
     Ok(report)
 }
 
+/// Makes every request of a run up front, on every core, so that sending measures the
+/// endpoint and not the generator.
+fn pregenerate(args: &LoadgenArgs, spans: u64) -> Vec<Prepared> {
+    let per_request = args.profile.spans_per_request() as u64;
+    let requests = spans.div_ceil(per_request) as usize;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let pool: Vec<Prepared> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let count = requests / threads + usize::from(t < requests % threads);
+                scope.spawn(move || {
+                    let mut workload = Workload::new(args.profile, 0xbe7c4 + t as u64 * 104_729 + now_nanos());
+                    (0..count).map(|_| Prepared::new(&mut workload, args.protocol, args.gzip)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let bytes: usize = pool.iter().map(|p| p.body.len()).sum();
+    eprintln!(
+        "loadgen: made {} requests ({} MiB) in {:.1}s before starting the clock",
+        pool.len(),
+        bytes >> 20,
+        started.elapsed().as_secs_f64()
+    );
+    pool
+}
+
 pub(crate) async fn run(args: LoadgenArgs) -> anyhow::Result<Report> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
+    let source = match (args.pregenerate, args.spans) {
+        (true, Some(spans)) => {
+            let job = args.clone();
+            let pool = tokio::task::spawn_blocking(move || pregenerate(&job, spans)).await?;
+            Source::Pool(Arc::new(pool), Arc::new(AtomicUsize::new(0)))
+        }
+        (true, None) => bail!("--pregenerate needs --spans: how many to make"),
+        (false, spans) => {
+            Source::Live(Arc::new(AtomicI64::new(spans.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX)))))
+        }
+    };
     let started = Instant::now();
     let deadline = started + args.duration;
-    let budget = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
-        args.spans.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX)),
-    ));
     let workers: Vec<_> =
-        (0..args.connections).map(|i| tokio::spawn(worker(args.clone(), i, deadline, budget.clone()))).collect();
+        (0..args.connections).map(|i| tokio::spawn(worker(args.clone(), i, deadline, source.clone()))).collect();
     let mut report = Report::default();
     for worker in workers {
         report.merge(worker.await.context("loadgen worker panicked")??);

@@ -116,6 +116,9 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
         }
     });
+    // Storage is flushed by now; background work still running (a compaction) is abandoned,
+    // which is crash-safe, rather than waited for.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

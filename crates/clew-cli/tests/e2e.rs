@@ -158,6 +158,11 @@ async fn bad_http_input_gets_a_clear_error() {
     }
     let metrics = reqwest::get(format!("{}/metrics", server.http_url())).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("clew_ingest_requests_total{protocol=\"http\",outcome=\"bad_request\"} 8"), "{metrics}");
+
+    let elsewhere =
+        reqwest::Client::new().post(format!("http://{}/v1/metrics", server.otlp_http)).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    assert!(elsewhere.text().await.unwrap().contains("POST /v1/traces"));
 }
 
 #[tokio::test]

@@ -116,8 +116,8 @@ impl Default for IngestConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
-            head_flush_bytes: ByteSize::mib(128),
-            head_max_bytes: ByteSize::mib(512),
+            head_flush_bytes: ByteSize::mib(64),
+            head_max_bytes: ByteSize::mib(256),
             flush_interval: Duration::from_secs(30),
             wal_max_pending_bytes: ByteSize::mib(256),
             compaction_min_segments: 4,

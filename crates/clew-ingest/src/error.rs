@@ -63,3 +63,35 @@ impl From<IngestError> for tonic::Status {
         tonic::Status::new(e.grpc_code(), e.public_message())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_one_status_and_code() {
+        let unavailable = IngestError::Storage(StorageError::Unavailable {
+            context: "append to the WAL".into(),
+            retry_after: Duration::from_secs(1),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+        });
+        assert_eq!(unavailable.http_status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.grpc_code(), tonic::Code::Unavailable);
+        assert_eq!(unavailable.retry_after(), Some(Duration::from_secs(1)));
+        assert!(unavailable.public_message().contains("append to the WAL"), "{}", unavailable.public_message());
+
+        let internal = IngestError::Storage(StorageError::internal("flush", std::io::Error::other("secret path /x")));
+        assert_eq!(
+            (internal.http_status(), internal.grpc_code()),
+            (StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Internal)
+        );
+        assert!(!internal.public_message().contains("secret"), "internal details stay in the log");
+
+        let too_large = IngestError::TooLarge { limit: 10, detail: "" };
+        assert_eq!(
+            (too_large.http_status(), too_large.grpc_code()),
+            (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::ResourceExhausted)
+        );
+        assert_eq!(too_large.retry_after(), None);
+    }
+}

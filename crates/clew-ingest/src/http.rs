@@ -39,6 +39,13 @@ struct RpcStatus {
 pub(crate) fn router(ingest: Ingest) -> Router {
     Router::new()
         .route("/v1/traces", post(export))
+        .fallback(|| async {
+            let message = "not found: this listener takes OTLP/HTTP traces at POST /v1/traces";
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({ "code": tonic::Code::NotFound as i32, "message": message })),
+            )
+        })
         // The body is read with the configured limit below, with a clearer error than axum's.
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)

@@ -39,6 +39,9 @@ pub enum ServerError {
 /// How long shutdown waits for open connections to finish before closing them.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+const GRPC_STREAM_WINDOW: u32 = 4 << 20;
+const GRPC_CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// The addresses the listeners actually bound (differs from the configuration with port 0).
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
@@ -97,7 +100,11 @@ pub async fn run(
     };
     let api_server = axum::serve(http, api).with_graceful_shutdown(stopped());
     let otlp_http_server = axum::serve(otlp_http, ingest.http_router()).with_graceful_shutdown(stopped());
+    // OTLP exports are large (hundreds of KiB): HTTP/2's default 64 KiB windows would make
+    // every export wait for several window updates.
     let grpc_server = tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
+        .initial_connection_window_size(Some(GRPC_CONNECTION_WINDOW))
         .layer(tower::util::MapResponseLayer::new(clew_ingest::normalize_status::<tonic::body::Body>))
         .add_service(ingest.grpc_service())
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), stopped());

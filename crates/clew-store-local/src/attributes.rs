@@ -147,11 +147,87 @@ enum Builder {
 
 /// Splits rows' attributes into dedicated columns, the residual blob and the order column.
 pub(crate) struct Split<'c> {
-    index: HashMap<&'c str, usize>,
+    index: HashMap<&'c [u8], usize>,
     columns: &'c [AttrColumn],
     builders: Vec<Builder>,
     residual: BinaryBuilder,
     order: BinaryBuilder,
+}
+
+/// Wire-compatible with OTLP's `KeyValue`, decoded from a `Bytes` without copying: splitting a
+/// span's attributes touches only the values that go to a column.
+#[derive(Clone, PartialEq, Message)]
+struct RawKeyValue {
+    #[prost(bytes = "bytes", tag = "1")]
+    key: Bytes,
+    #[prost(bytes = "bytes", optional, tag = "2")]
+    value: Option<Bytes>,
+    #[prost(int32, tag = "3")]
+    key_strindex: i32,
+}
+
+/// Wire-compatible with [`KeyValues`].
+#[derive(Clone, PartialEq, Message)]
+struct RawKeyValues {
+    #[prost(message, repeated, tag = "1")]
+    values: Vec<RawKeyValue>,
+}
+
+/// Wire-compatible with OTLP's `AnyValue`, each member of its oneof as an optional field.
+#[derive(Clone, PartialEq, Message)]
+struct RawAnyValue {
+    #[prost(bytes = "bytes", optional, tag = "1")]
+    string_value: Option<Bytes>,
+    #[prost(bool, optional, tag = "2")]
+    bool_value: Option<bool>,
+    #[prost(int64, optional, tag = "3")]
+    int_value: Option<i64>,
+    #[prost(double, optional, tag = "4")]
+    double_value: Option<f64>,
+    #[prost(bytes = "bytes", optional, tag = "5")]
+    array_value: Option<Bytes>,
+    #[prost(bytes = "bytes", optional, tag = "6")]
+    kvlist_value: Option<Bytes>,
+    #[prost(bytes = "bytes", optional, tag = "7")]
+    bytes_value: Option<Bytes>,
+    #[prost(int32, optional, tag = "8")]
+    string_value_strindex: Option<i32>,
+}
+
+/// A value a dedicated column can hold.
+enum Scalar {
+    Str(Bytes),
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The one scalar an encoded `AnyValue` holds, if that is all it holds.
+    fn decode(value: &Bytes) -> Option<Self> {
+        let v = RawAnyValue::decode(value.clone()).ok()?;
+        let others = v.array_value.is_some()
+            || v.kvlist_value.is_some()
+            || v.bytes_value.is_some()
+            || v.string_value_strindex.is_some();
+        let scalar = match (v.string_value, v.bool_value, v.int_value, v.double_value) {
+            (Some(s), None, None, None) if std::str::from_utf8(&s).is_ok() => Self::Str(s),
+            (None, Some(b), None, None) => Self::Bool(b),
+            (None, None, Some(i), None) => Self::Int(i),
+            (None, None, None, Some(d)) => Self::Double(d),
+            _ => return None,
+        };
+        (!others).then_some(scalar)
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Self::Str(_) => Kind::Str,
+            Self::Int(_) => Kind::Int,
+            Self::Double(_) => Kind::Double,
+            Self::Bool(_) => Kind::Bool,
+        }
+    }
 }
 
 impl<'c> Split<'c> {
@@ -165,7 +241,7 @@ impl<'c> Split<'c> {
                 Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(capacity)),
             })
             .collect();
-        let index = columns.iter().enumerate().map(|(i, c)| (c.key.as_str(), i)).collect();
+        let index = columns.iter().enumerate().map(|(i, c)| (c.key.as_bytes(), i)).collect();
         Self { index, columns, builders, residual: BinaryBuilder::new(), order: BinaryBuilder::new() }
     }
 
@@ -175,17 +251,22 @@ impl<'c> Split<'c> {
             self.order.append_value([]);
             return Ok(());
         }
-        let mut values: Vec<Option<Value>> = vec![None; self.columns.len()];
+        let decoded = RawKeyValues::decode(attributes.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("span attributes do not decode: {e}")))?;
+        let mut values: Vec<Option<Scalar>> = Vec::new();
+        values.resize_with(self.columns.len(), || None);
         let mut residual = Vec::new();
         let mut order = Vec::new();
-        for kv in decode(attributes)? {
-            let slot = self.index.get(kv.key.as_str()).copied().filter(|&i| {
-                values[i].is_none()
-                    && kv.value.as_ref().and_then(|v| v.value.as_ref()).and_then(Kind::of) == Some(self.columns[i].kind)
-            });
-            match slot {
-                Some(i) => {
-                    values[i] = kv.value.and_then(|v| v.value);
+        for kv in decoded.values {
+            let slot =
+                self.index.get(kv.key.as_ref()).copied().filter(|&i| values[i].is_none() && kv.key_strindex == 0);
+            let scalar = slot
+                .zip(kv.value.as_ref())
+                .and_then(|(i, value)| Some((i, Scalar::decode(value)?)))
+                .filter(|(i, scalar)| scalar.kind() == self.columns[*i].kind);
+            match scalar {
+                Some((i, scalar)) => {
+                    values[i] = Some(scalar);
                     order.push(i as u8);
                 }
                 None => {
@@ -199,14 +280,16 @@ impl<'c> Split<'c> {
         if residual.is_empty() {
             self.residual.append_value([]);
         } else {
-            self.residual.append_value(KeyValues { values: residual }.encode_to_vec());
+            self.residual.append_value(RawKeyValues { values: residual }.encode_to_vec());
         }
         for (builder, value) in self.builders.iter_mut().zip(values) {
             match (builder, value) {
-                (Builder::Str(b), Some(Value::StringValue(s))) => b.append_value(s),
-                (Builder::Int(b), Some(Value::IntValue(v))) => b.append_value(v),
-                (Builder::Double(b), Some(Value::DoubleValue(v))) => b.append_value(v),
-                (Builder::Bool(b), Some(Value::BoolValue(v))) => b.append_value(v),
+                (Builder::Str(b), Some(Scalar::Str(s))) => {
+                    b.append_value(std::str::from_utf8(&s).map_err(|_| invalid("non-UTF-8 string attribute".into()))?)
+                }
+                (Builder::Int(b), Some(Scalar::Int(v))) => b.append_value(v),
+                (Builder::Double(b), Some(Scalar::Double(v))) => b.append_value(v),
+                (Builder::Bool(b), Some(Scalar::Bool(v))) => b.append_value(v),
                 (Builder::Str(b), _) => b.append_null(),
                 (Builder::Int(b), _) => b.append_null(),
                 (Builder::Double(b), _) => b.append_null(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clew_model::{SpanRow, TenantId};
 
 use crate::attributes;
-use crate::segment::{sort_key, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS};
+use crate::segment::{sort_key, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS, ZSTD_FAST, ZSTD_FINAL};
 
 /// Chooses the small segments of one tenant and day to merge: the day with the most small
 /// segments, if it has at least `min_segments`, smallest first up to `target_spans`.
@@ -61,8 +61,9 @@ impl<I: Iterator<Item = io::Result<Vec<SpanRow>>>> Input<I> {
 }
 
 /// Writes the rows of `inputs` (one tenant and day) as one new segment `id` that replaces them.
-/// Identical rows (a span stored twice) are kept once.
-pub(crate) fn merge(root: &Path, id: u64, inputs: &[Arc<Segment>]) -> io::Result<Segment> {
+/// Identical rows (a span stored twice) are kept once. A result of at least half of
+/// `target_spans` is likely final and is compressed harder.
+pub(crate) fn merge(root: &Path, id: u64, inputs: &[Arc<Segment>], target_spans: u64) -> io::Result<Segment> {
     let first = inputs.first().ok_or_else(|| io::Error::other("nothing to compact"))?;
     let meta = SegmentMeta {
         id,
@@ -72,7 +73,9 @@ pub(crate) fn merge(root: &Path, id: u64, inputs: &[Arc<Segment>]) -> io::Result
         flush: None,
     };
     let columns = attributes::union(inputs.iter().map(|s| s.columns.as_slice()));
-    let mut writer = SegmentWriter::create(root, meta, columns)?;
+    let spans: u64 = inputs.iter().map(|s| s.spans).sum();
+    let level = if spans >= target_spans / 2 { ZSTD_FINAL } else { ZSTD_FAST };
+    let mut writer = SegmentWriter::create(root, meta, columns, level)?;
     let mut sources = Vec::with_capacity(inputs.len());
     let mut heap = BinaryHeap::new();
     for (i, segment) in inputs.iter().enumerate() {

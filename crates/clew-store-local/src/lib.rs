@@ -61,8 +61,8 @@ impl EngineOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
-            head_flush_bytes: 128 << 20,
-            head_max_bytes: 512 << 20,
+            head_flush_bytes: 64 << 20,
+            head_max_bytes: 256 << 20,
             flush_interval: Duration::from_secs(30),
             wal_max_pending_bytes: 256 << 20,
             compaction_min_segments: 4,
@@ -300,14 +300,7 @@ impl Inner {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
-        let framed =
-            wal::record(tenant.as_str(), &request).map_err(|e| StorageError::internal("encode a WAL record", e))?;
-        let size = u32::try_from(framed.len()).map_err(|_| self.overloaded("request larger than the WAL backlog"))?;
-        let _permit = self
-            .pending_wal_bytes
-            .clone()
-            .try_acquire_many_owned(size)
-            .map_err(|_| self.overloaded("the WAL backlog is full"))?;
+        // Refuse before doing any work when the head is full.
         let head_bytes = {
             let state = self.state.lock();
             state.active.bytes + state.frozen.as_ref().map_or(0, |f| f.bytes)
@@ -316,6 +309,14 @@ impl Inner {
             self.flush_wanted.notify_one();
             return Err(self.overloaded("the in-memory head is full while a flush catches up"));
         }
+        let framed =
+            wal::record(tenant.as_str(), &request).map_err(|e| StorageError::internal("encode a WAL record", e))?;
+        let size = u32::try_from(framed.len()).map_err(|_| self.overloaded("request larger than the WAL backlog"))?;
+        let _permit = self
+            .pending_wal_bytes
+            .clone()
+            .try_acquire_many_owned(size)
+            .map_err(|_| self.overloaded("the WAL backlog is full"))?;
         let rows = rows_from_request(request);
         let spans = rows.len();
         let _shared = self.rotation.read().await;
@@ -441,7 +442,8 @@ impl Inner {
         let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
         let root = self.segments_dir.clone();
         let merge_inputs = inputs.clone();
-        let merged = tokio::task::spawn_blocking(move || compaction::merge(&root, id, &merge_inputs))
+        let target = self.options.compaction_target_spans;
+        let merged = tokio::task::spawn_blocking(move || compaction::merge(&root, id, &merge_inputs, target))
             .await
             .map_err(|e| StorageError::internal("compact segments", e))?
             .map_err(io_err("compact segments"))?;
@@ -479,7 +481,7 @@ fn write_head(root: &Path, head: &Head, ids: &AtomicU64) -> io::Result<Vec<Segme
             flush: Some(FlushTag { wal_upto: head.wal_upto, segments: count }),
         };
         let written = attributes::choose(&rows)
-            .and_then(|columns| SegmentWriter::create(root, meta, columns))
+            .and_then(|columns| SegmentWriter::create(root, meta, columns, segment::ZSTD_FAST))
             .and_then(|mut writer| {
                 for chunk in rows.chunks(BATCH_ROWS) {
                     writer.write(chunk)?;
@@ -550,7 +552,13 @@ async fn compaction_loop(inner: Arc<Inner>) {
 #[async_trait]
 impl SpanWriter for LocalEngine {
     async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt> {
-        self.inner.write(tenant, request).await
+        // A write runs to its end even when the client goes away mid-request, so that a record
+        // in the WAL is always in the head too.
+        let inner = self.inner.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move { inner.write(&tenant, request).await })
+            .await
+            .map_err(|e| StorageError::internal("finish a write", e))?
     }
 }
 

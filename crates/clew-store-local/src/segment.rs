@@ -44,6 +44,10 @@ const KEY_FLUSH: &str = "clew.segment.flush";
 const INDEX_MAGIC: &[u8; 8] = b"CLEWTIDX";
 const INDEX_VERSION: u32 = 1;
 const INDEX_ENTRY_LEN: usize = 24;
+/// zstd level of segments that will be rewritten (a flush's, an intermediate merge's): fast.
+pub(crate) const ZSTD_FAST: i32 = 3;
+/// zstd level of segments that will stay: slower, about 5% smaller.
+pub(crate) const ZSTD_FINAL: i32 = 9;
 /// Rows the writer puts in one Arrow batch, and so the unit of memory while writing.
 pub(crate) const BATCH_ROWS: usize = 8192;
 const ROW_GROUP_ROWS: usize = 1024 * 1024;
@@ -378,17 +382,7 @@ fn segment_paths(dir: &Path, id: u64) -> (PathBuf, PathBuf) {
     (dir.join(format!("{id:020}.parquet")), dir.join(format!("{id:020}.tidx")))
 }
 
-/// Flushes compress fast, to keep up with ingest; compaction, which writes every span once
-/// more in the background, compresses harder.
-fn zstd_level(meta: &SegmentMeta) -> i32 {
-    if meta.replaces.is_empty() {
-        3
-    } else {
-        9
-    }
-}
-
-fn writer_properties(meta: &SegmentMeta) -> WriterProperties {
+fn writer_properties(meta: &SegmentMeta, zstd_level: i32) -> WriterProperties {
     let mut kv = vec![
         KeyValue::new(KEY_VERSION.into(), FORMAT_VERSION.to_string()),
         KeyValue::new(KEY_TENANT.into(), meta.tenant.to_string()),
@@ -402,7 +396,7 @@ fn writer_properties(meta: &SegmentMeta) -> WriterProperties {
         kv.push(KeyValue::new(KEY_FLUSH.into(), format!("{}/{}", flush.wal_upto, flush.segments)));
     }
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level(meta)).unwrap_or_default()))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(BATCH_ROWS)
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -434,14 +428,23 @@ pub(crate) struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Starts segment `meta` with dedicated attribute `columns`.
-    pub(crate) fn create(root: &Path, meta: SegmentMeta, columns: Vec<AttrColumn>) -> io::Result<Self> {
+    /// Starts segment `meta` with dedicated attribute `columns`, compressed at `zstd_level`.
+    pub(crate) fn create(
+        root: &Path,
+        meta: SegmentMeta,
+        columns: Vec<AttrColumn>,
+        zstd_level: i32,
+    ) -> io::Result<Self> {
         let dir = day_dir(root, &meta.tenant, meta.day);
         fs::create_dir_all(&dir)?;
         let tmp_parquet = dir.join(format!("{:020}.parquet.tmp", meta.id));
         let schema = schema(&columns);
-        let writer = ArrowWriter::try_new(File::create(&tmp_parquet)?, schema.clone(), Some(writer_properties(&meta)))
-            .map_err(io::Error::other)?;
+        let writer = ArrowWriter::try_new(
+            File::create(&tmp_parquet)?,
+            schema.clone(),
+            Some(writer_properties(&meta, zstd_level)),
+        )
+        .map_err(io::Error::other)?;
         Ok(Self {
             meta,
             dir,

@@ -231,10 +231,12 @@ impl Wal {
     /// Opens a new file with sequence `seq` (which must not exist) and starts the WAL thread.
     pub(crate) fn start(dir: PathBuf, seq: u64, observer: impl WalObserver) -> io::Result<Self> {
         let file = create_file(&dir, seq)?;
+        Self::spawn(WalThread { dir, file, len: HEADER_LEN, observer })
+    }
+
+    fn spawn<O: WalObserver>(thread: WalThread<O>) -> io::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        thread::Builder::new()
-            .name("clew-wal".into())
-            .spawn(move || WalThread { dir, file, len: HEADER_LEN, observer }.run(rx))?;
+        thread::Builder::new().name("clew-wal".into()).spawn(move || thread.run(rx))?;
         Ok(Self { tx })
     }
 
@@ -409,6 +411,23 @@ mod tests {
         checkpoint(dir.path(), 1).unwrap();
         assert_eq!(list_files(dir.path()).unwrap().len(), 1);
         assert_eq!(replayed(dir.path()).0, vec![2]);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_group_and_keeps_serving() {
+        // Writes to /dev/full fail with ENOSPC, as a WAL file on a full disk would.
+        let file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::spawn(WalThread { dir: dir.path().into(), file: (1, file), len: 0, observer: Quiet }).unwrap();
+        let (a, b) = tokio::join!(wal.append(sample(1)), wal.append(sample(2)));
+        for result in [a, b] {
+            assert_eq!(result.unwrap_err().kind(), io::ErrorKind::StorageFull);
+        }
+        // The thread survives: a rotation to a good file brings writes back.
+        assert_eq!(wal.rotate().await.unwrap(), 2);
+        wal.append(sample(3)).await.unwrap();
+        drop(wal);
+        assert_eq!(replayed(dir.path()).0, vec![3]);
     }
 
     #[test]

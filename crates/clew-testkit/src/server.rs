@@ -11,6 +11,7 @@ use std::time::Duration;
 pub struct TestServer {
     bin: PathBuf,
     data_dir: PathBuf,
+    /// Deleted with the server when the server made it.
     _temp: Option<tempfile::TempDir>,
     child: Option<Child>,
     extra_args: Vec<String>,
@@ -49,7 +50,7 @@ impl TestServer {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data_dir.with_extension("log"))
+            .open(self.data_dir.join("server.log"))
             .map_err(|e| format!("open server log: {e}"))?;
         let mut child = Command::new(&self.bin)
             .arg("serve")
@@ -111,7 +112,7 @@ impl TestServer {
 
     /// What the server wrote to stderr so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
 
     pub fn http_url(&self) -> String {
