@@ -105,7 +105,11 @@ struct Inner {
 /// until [`Storage::close`].
 pub struct LocalEngine {
     inner: Arc<Inner>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The background flusher; `close` lets it finish its flush rather than abort it, since a
+    /// flush abandoned between writing segments and registering them would be written twice.
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The background compactor; safe to abort anywhere (see the crate README).
+    compactor: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn io_err(context: &str) -> impl FnOnce(io::Error) -> StorageError + '_ {
@@ -149,8 +153,9 @@ impl LocalEngine {
             options,
         });
         inner.update_gauges();
-        let tasks = vec![tokio::spawn(flush_loop(inner.clone())), tokio::spawn(compaction_loop(inner.clone()))];
-        Ok(Self { inner, tasks: Mutex::new(tasks) })
+        let flusher = Mutex::new(Some(tokio::spawn(flush_loop(inner.clone()))));
+        let compactor = Mutex::new(Some(tokio::spawn(compaction_loop(inner.clone()))));
+        Ok(Self { inner, flusher, compactor })
     }
 
     /// Merges small segments until no day qualifies. Runs in the background too; exposed for
@@ -581,8 +586,14 @@ impl Storage for LocalEngine {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        for task in self.tasks.lock().drain(..) {
-            task.abort();
+        if let Some(compactor) = self.compactor.lock().take() {
+            compactor.abort();
+        }
+        self.inner.flush_wanted.notify_one();
+        let flusher = self.flusher.lock().take();
+        if let Some(flusher) = flusher {
+            // It sees `closed` once its current flush, if any, is done.
+            let _ = flusher.await;
         }
         // Wait out appends in flight, then flush what they added.
         drop(self.inner.rotation.write().await);
@@ -596,8 +607,10 @@ impl Storage for LocalEngine {
 }
 
 impl Drop for LocalEngine {
+    /// Without `close`, stops like a crash would: whatever is half done is recovered at the
+    /// next open.
     fn drop(&mut self) {
-        for task in self.tasks.lock().drain(..) {
+        for task in [self.flusher.lock().take(), self.compactor.lock().take()].into_iter().flatten() {
             task.abort();
         }
     }

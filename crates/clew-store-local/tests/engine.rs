@@ -151,6 +151,26 @@ async fn compaction_merges_small_segments_and_keeps_every_span() {
     assert_eq!(span_count(&store, [4; 16]).await, 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_during_background_flushes_stores_every_span_once() {
+    use clew_storage::SpanWriter;
+    for round in 0..5u8 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path());
+        // Every write makes the background flusher run.
+        opts.head_flush_bytes = 1;
+        let store = open(opts.clone()).await;
+        for i in 0..40u8 {
+            store.write(&tenant(), every_field_request([i + 1; 16], START + u64::from(round))).await.unwrap();
+        }
+        store.close().await.unwrap();
+        drop(store);
+        let store = open(opts).await;
+        let stats = store.stats();
+        assert_eq!(stats.segment_spans as usize + stats.head_spans, 120, "round {round}: {stats:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_full_head_pushes_back_with_retry_after() {
     use clew_storage::SpanWriter;
