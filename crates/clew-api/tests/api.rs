@@ -1,5 +1,7 @@
 //! The API router driven with `oneshot` over the real embedded engine.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::sync::Arc;
 
 use axum::body::Body;

@@ -127,6 +127,14 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let stats = engine.stats();
     engine.close().await?;
     let compaction = compacting.elapsed();
+    // Every acknowledged span must be stored, once; refused requests must leave nothing.
+    if stats.segment_spans + stats.head_spans as u64 != report.accepted_spans {
+        bail!(
+            "the store holds {} spans but {} were acknowledged",
+            stats.segment_spans + stats.head_spans as u64,
+            report.accepted_spans
+        );
+    }
     let on_disk = dir_bytes(&data_dir);
 
     let starting = Instant::now();
@@ -165,7 +173,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     println!("peak server RSS    {peak_rss_mib} MiB");
     println!("shutdown (flush)   {:.1}s", shutdown.as_secs_f64());
     println!(
-        "compaction         {merges} merges in {:.1}s -> {} segments, {} spans",
+        "compaction         {merges} merges in {:.1}s -> {} segments, {} spans (every acknowledged span, once)",
         compaction.as_secs_f64(),
         stats.segments,
         stats.segment_spans

@@ -1,5 +1,7 @@
 //! End-to-end: the real `clew` binary, driven through its real protocols.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -115,7 +117,9 @@ async fn bad_http_input_gets_a_clear_error() {
     let (server, _dir) = server_with_config("[ingest]\nmax_request_bytes = \"64KiB\"\n");
     let valid = every_field_request([9; 16], now_nanos()).encode_to_vec();
     let big = vec![b'x'; 70 * 1024];
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    // (content type, content encoding, body, expected status, expected message)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("application/x-protobuf", None, b"\xff\xff\xff".to_vec(), 400, "decode OTLP/protobuf request"),
         (
             "application/json",

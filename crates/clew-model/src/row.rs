@@ -184,12 +184,15 @@ fn service_name(resource_spans: &ResourceSpans) -> Arc<str> {
         .unwrap_or_else(|| Arc::from(""))
 }
 
+type ScopeGroup = (Bytes, Vec<Span>);
+
 /// Groups rows back into OTLP `ResourceSpans` → `ScopeSpans` → spans. Spans are ordered by
 /// start time; resources and scopes appear in the order of their first span.
 pub fn assemble(mut rows: Vec<SpanRow>) -> Result<Vec<ResourceSpans>, DecodeError> {
-    rows.sort_by(|a, b| (a.start_unix_nano, a.span_id).cmp(&(b.start_unix_nano, b.span_id)));
+    rows.sort_by_key(|row| (row.start_unix_nano, row.span_id));
     // A trace has few distinct resources and scopes: linear search keeps first-seen order.
-    let mut groups: Vec<(Bytes, Vec<(Bytes, Vec<Span>)>)> = Vec::new();
+    // (resource, [(scope, spans)])
+    let mut groups: Vec<(Bytes, Vec<ScopeGroup>)> = Vec::new();
     for row in &rows {
         let span = row.to_span()?;
         let scopes = match groups.iter().position(|(resource, _)| *resource == row.resource) {

@@ -749,7 +749,7 @@ mod tests {
     #[test]
     fn attributes_round_trip_through_dedicated_columns_in_any_order() {
         let s = |v: &str| Value::StringValue(v.into());
-        let rows = vec![
+        let rows = [
             row(vec![("http.method", s("GET")), ("status", Value::IntValue(200))]),
             row(vec![("status", Value::IntValue(500)), ("http.method", s("POST"))]),
             // A type the column does not have, a duplicate key, and values only a blob holds.

@@ -1,6 +1,8 @@
 //! The local engine against the conformance suite, plus what only it has: WAL replay,
 //! recovery from interrupted flushes, compaction, back-pressure.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! in the WAL (as a crash leaves it). Regenerate the current version's fixture with
 //! `CLEW_REGENERATE_FIXTURES=1 cargo test -p clew-store-local --test fixtures`.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::path::{Path, PathBuf};
 
 use clew_model::{assemble, TenantId, TraceId};
