@@ -142,7 +142,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "requests           ok {}, refused (429/503/RESOURCE_EXHAUSTED/UNAVAILABLE) {}, failed {}",
+            "requests           ok {}, refused and sent again (429/503/RESOURCE_EXHAUSTED/UNAVAILABLE) {}, failed {}",
             self.ok_requests, self.refused_requests, self.failed_requests
         )?;
         write!(
@@ -230,6 +230,9 @@ impl tonic::codec::Decoder for ResponseDecoder {
         ExportTraceServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }
+
+/// How long a worker waits before sending a refused request again.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -369,26 +372,33 @@ async fn worker(args: LoadgenArgs, index: usize, deadline: Instant, source: Sour
             tokio::time::sleep_until(next.into()).await;
             next += interval;
         }
-        let sent = Instant::now();
-        let outcome = client.export(prepared.body.clone()).await;
-        report.latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-        match outcome {
-            Outcome::Accepted { rejected } => {
-                report.ok_requests += 1;
-                report.rejected_spans += rejected;
-                report.accepted_spans += prepared.spans.saturating_sub(rejected);
-                report.sample_ids.extend(prepared.ids.iter().take(2));
+        // A refused request is sent again after a pause, as OTLP exporters do, until the run
+        // ends; each refusal is counted.
+        loop {
+            let sent = Instant::now();
+            let outcome = client.export(prepared.body.clone()).await;
+            report.latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            match outcome {
+                Outcome::Accepted { rejected } => {
+                    report.ok_requests += 1;
+                    report.rejected_spans += rejected;
+                    report.accepted_spans += prepared.spans.saturating_sub(rejected);
+                    report.sample_ids.extend(prepared.ids.iter().take(2));
+                }
+                Outcome::Refused(e) => {
+                    report.refused_requests += 1;
+                    report.first_error.get_or_insert(e);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    if Instant::now() < deadline {
+                        continue;
+                    }
+                }
+                Outcome::Failed(e) => {
+                    report.failed_requests += 1;
+                    report.first_error.get_or_insert(e);
+                }
             }
-            Outcome::Refused(e) => {
-                report.refused_requests += 1;
-                report.first_error.get_or_insert(e);
-                // Honour back-pressure instead of hammering.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Outcome::Failed(e) => {
-                report.failed_requests += 1;
-                report.first_error.get_or_insert(e);
-            }
+            break;
         }
     }
     Ok(report)

@@ -42,8 +42,17 @@ const KEY_REPLACES: &str = "clew.segment.replaces";
 const KEY_FLUSH: &str = "clew.segment.flush";
 
 const INDEX_MAGIC: &[u8; 8] = b"CLEWTIDX";
-const INDEX_VERSION: u32 = 1;
-const INDEX_ENTRY_LEN: usize = 24;
+/// Trace index versions: 1 stores (trace ID, first row, row count) per trace; 2 drops the
+/// count, which the next entry's first row (or the segment's row count) gives.
+const INDEX_VERSION: u32 = 2;
+
+fn index_entry_len(version: u32) -> Option<usize> {
+    match version {
+        1 => Some(24),
+        2 => Some(20),
+        _ => None,
+    }
+}
 /// zstd level of segments that will be rewritten (a flush's, an intermediate merge's): fast.
 pub(crate) const ZSTD_FAST: i32 = 3;
 /// zstd level of segments that will stay: slower, about 5% smaller.
@@ -485,14 +494,13 @@ impl SegmentWriter {
 
 fn write_index(path: &Path, index: &[IndexEntry]) -> io::Result<()> {
     let tmp = path.with_extension("tidx.tmp");
-    let mut body = Vec::with_capacity(20 + index.len() * INDEX_ENTRY_LEN);
+    let mut body = Vec::with_capacity(20 + index.len() * 20);
     body.extend_from_slice(INDEX_MAGIC);
     body.extend_from_slice(&INDEX_VERSION.to_le_bytes());
     body.extend_from_slice(&(index.len() as u64).to_le_bytes());
     for entry in index {
         body.extend_from_slice(entry.trace_id.as_bytes());
         body.extend_from_slice(&entry.first_row.to_le_bytes());
-        body.extend_from_slice(&entry.rows.to_le_bytes());
     }
     let crc = crc32fast::hash(&body);
     let mut file = BufWriter::new(File::create(&tmp)?);
@@ -502,7 +510,8 @@ fn write_index(path: &Path, index: &[IndexEntry]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-fn read_index(path: &Path) -> io::Result<Vec<IndexEntry>> {
+/// Reads a trace index of a segment holding `total_rows` rows.
+fn read_index(path: &Path, total_rows: u32) -> io::Result<Vec<IndexEntry>> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("trace index {}: {why}", path.display()));
@@ -513,21 +522,27 @@ fn read_index(path: &Path) -> io::Result<Vec<IndexEntry>> {
     if crc32fast::hash(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
         return Err(bad("checksum mismatch"));
     }
-    if u32::from_le_bytes([body[8], body[9], body[10], body[11]]) != INDEX_VERSION {
-        return Err(bad("unknown version"));
-    }
+    let version = u32::from_le_bytes([body[8], body[9], body[10], body[11]]);
+    let entry_len = index_entry_len(version).ok_or_else(|| bad("unknown version"))?;
     let count = u64::from_le_bytes(body[12..20].try_into().map_err(|_| bad("short header"))?) as usize;
     let entries = &body[20..];
-    if entries.len() != count * INDEX_ENTRY_LEN {
+    if entries.len() != count * entry_len {
         return Err(bad("entry count does not match length"));
     }
-    entries
-        .chunks_exact(INDEX_ENTRY_LEN)
-        .map(|e| {
+    let first_row = |e: &[u8]| u32::from_le_bytes([e[16], e[17], e[18], e[19]]);
+    let chunks: Vec<&[u8]> = entries.chunks_exact(entry_len).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let rows = match version {
+                1 => u32::from_le_bytes([e[20], e[21], e[22], e[23]]),
+                _ => chunks.get(i + 1).map_or(total_rows, |next| first_row(next)).saturating_sub(first_row(e)),
+            };
             Ok(IndexEntry {
                 trace_id: TraceId::from_slice(&e[..16]).map_err(|_| bad("zero trace ID"))?,
-                first_row: u32::from_le_bytes([e[16], e[17], e[18], e[19]]),
-                rows: u32::from_le_bytes([e[20], e[21], e[22], e[23]]),
+                first_row: first_row(e),
+                rows,
             })
         })
         .collect()
@@ -545,7 +560,8 @@ impl Segment {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", parquet_path.display())))?;
         let meta = read_meta(parquet_path, &parquet)?;
         let index_path = parquet_path.with_extension("tidx");
-        let index = match read_index(&index_path) {
+        let total_rows = u32::try_from(parquet.metadata().file_metadata().num_rows()).unwrap_or(u32::MAX);
+        let index = match read_index(&index_path, total_rows) {
             Ok(index) => index,
             Err(e) => {
                 tracing::warn!(segment = %parquet_path.display(), error = %e, "rebuilding trace index");

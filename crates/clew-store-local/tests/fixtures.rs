@@ -33,6 +33,19 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_with_extension(&path, extension));
+        } else if path.extension().is_some_and(|e| e == extension) {
+            found.push(path);
+        }
+    }
+    found
+}
+
 async fn regenerate(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     let engine = LocalEngine::open(EngineOptions::new(dir), &mut Registry::default()).await.unwrap();
@@ -61,5 +74,14 @@ async fn every_format_version_stays_readable() {
             );
         }
         assert_eq!(engine.stats().segments, 1, "format v{version}");
+        // The old trace index was read as it is, not rebuilt and rewritten.
+        for index in files_with_extension(&fixture_dir(version), "tidx") {
+            let relative = index.strip_prefix(fixture_dir(version)).unwrap();
+            assert_eq!(
+                std::fs::read(&index).unwrap(),
+                std::fs::read(scratch.path().join(relative)).unwrap(),
+                "{relative:?}"
+            );
+        }
     }
 }
