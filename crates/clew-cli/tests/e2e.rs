@@ -287,7 +287,10 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
             loop {
                 let (request, ids) = workload.request(now_nanos());
                 match client.export(request).await {
-                    Ok(_) => acknowledged.extend(ids),
+                    Ok(response) => {
+                        assert_eq!(response.into_inner().partial_success, None, "the workload's spans are all valid");
+                        acknowledged.extend(ids);
+                    }
                     // The server died mid-request: this one was never acknowledged.
                     Err(_) => return acknowledged,
                 }

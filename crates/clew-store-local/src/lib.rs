@@ -94,6 +94,8 @@ struct Inner {
     /// One compaction at a time.
     compaction_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+    /// Segments of the frozen head that are on disk but not yet checkpointed and registered.
+    unregistered: Mutex<Option<Vec<Segment>>>,
     pending_wal_bytes: Arc<Semaphore>,
     next_segment_id: Arc<AtomicU64>,
     flush_wanted: Notify,
@@ -145,6 +147,7 @@ impl LocalEngine {
             flush_lock: tokio::sync::Mutex::new(()),
             compaction_lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(State { active: head, frozen: None, segments: by_tenant }),
+            unregistered: Mutex::new(None),
             pending_wal_bytes: Arc::new(Semaphore::new(permits)),
             next_segment_id: Arc::new(AtomicU64::new(next_segment_id)),
             flush_wanted: Notify::new(),
@@ -400,16 +403,25 @@ impl Inner {
         let segments_dir = self.segments_dir.clone();
         let wal_dir = self.wal_dir.clone();
         let head = frozen.clone();
-        let written = tokio::task::spawn_blocking(move || -> io::Result<Vec<Segment>> {
-            let segments = write_head(&segments_dir, &head, &ids)?;
-            wal::checkpoint(&wal_dir, head.wal_upto)?;
-            Ok(segments)
-        })
-        .await
-        .map_err(|e| StorageError::internal("flush the head", e))?;
+        // Segments written by an attempt whose checkpoint failed are kept, not written again.
+        let already_written = self.unregistered.lock().take();
+        let written =
+            tokio::task::spawn_blocking(move || -> Result<Vec<Segment>, (Option<Vec<Segment>>, io::Error)> {
+                let segments = match already_written {
+                    Some(segments) => segments,
+                    None => write_head(&segments_dir, &head, &ids).map_err(|e| (None, e))?,
+                };
+                match wal::checkpoint(&wal_dir, head.wal_upto) {
+                    Ok(()) => Ok(segments),
+                    Err(e) => Err((Some(segments), e)),
+                }
+            })
+            .await
+            .map_err(|e| StorageError::internal("flush the head", e))?;
         let segments = match written {
             Ok(segments) => segments,
-            Err(e) => {
+            Err((segments, e)) => {
+                *self.unregistered.lock() = segments;
                 self.metrics.flush_failures.inc();
                 return Err(StorageError::Unavailable {
                     context: "flush the head to segments".into(),

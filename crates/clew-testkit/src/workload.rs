@@ -157,23 +157,23 @@ impl Workload {
                 (pid, pstart + offset, (pdur - offset).max(1000))
             };
             let duration = self.rng.random_range(budget / 4..=budget);
-            let span = self.span(trace_id, span_id.clone(), parent_id, service, start, duration, i == 0);
+            let placed = Span {
+                trace_id: trace_id.as_bytes().to_vec(),
+                span_id: span_id.clone(),
+                parent_span_id: parent_id,
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + duration,
+                ..Default::default()
+            };
+            let span = self.describe(placed, service, i == 0);
             parents.push((span_id, start, duration));
             by_service[service].push(span);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn span(
-        &mut self,
-        trace_id: TraceId,
-        span_id: Vec<u8>,
-        parent: Vec<u8>,
-        service: usize,
-        start: u64,
-        duration: u64,
-        root: bool,
-    ) -> Span {
+    /// Gives a span with its IDs and times the rest: name, kind, attributes, events, status.
+    fn describe(&mut self, placed: Span, service: usize, root: bool) -> Span {
+        let (start, duration) = (placed.start_time_unix_nano, placed.end_time_unix_nano - placed.start_time_unix_nano);
         let op = self.rng.random_range(0..20);
         let failed = self.rng.random_range(0..6) == 0;
         let route = format!("/api/{}/{}/{{id}}", SERVICES[service], op);
@@ -226,9 +226,6 @@ impl Workload {
             Vec::new()
         };
         Span {
-            trace_id: trace_id.as_bytes().to_vec(),
-            span_id,
-            parent_span_id: parent,
             flags: 0x101,
             name: format!("{method} {route}"),
             kind: if root {
@@ -236,12 +233,10 @@ impl Workload {
             } else {
                 [span::SpanKind::Server, span::SpanKind::Client, span::SpanKind::Internal][op % 3]
             } as i32,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + duration,
             attributes,
             events,
             status: Some(if failed { Status { message: "internal error".into(), code: 2 } } else { Status::default() }),
-            ..Default::default()
+            ..placed
         }
     }
 }
@@ -261,6 +256,15 @@ mod tests {
         let spans = spans(&req);
         assert_eq!((spans.len(), ids.len()), (1000, 100));
         assert!(spans.iter().all(|s| s.attributes.len() == 10 && s.end_time_unix_nano >= s.start_time_unix_nano));
+        for span in &spans {
+            assert!(
+                TraceId::from_slice(&span.trace_id).is_ok() && clew_model::SpanId::from_slice(&span.span_id).is_ok()
+            );
+            assert!(span.parent_span_id.is_empty() || span.parent_span_id.len() == 8);
+            assert!(span.start_time_unix_nano > 0);
+        }
+        let traced: std::collections::HashSet<&[u8]> = spans.iter().map(|s| s.trace_id.as_slice()).collect();
+        assert_eq!(traced.len(), ids.len(), "ten spans per trace, every trace ID returned");
         let errors = spans.iter().filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2)).count();
         assert!((100..250).contains(&errors), "about 1 in 6 spans fail, got {errors}");
         let with_events = spans.iter().filter(|s| !s.events.is_empty()).count();
