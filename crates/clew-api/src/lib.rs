@@ -4,6 +4,7 @@
 //! Every failure becomes an [`ApiError`], turned into a status and a JSON body in exactly one
 //! place ([`ApiError::into_response`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -55,17 +56,19 @@ impl IntoResponse for ApiError {
 struct AppState {
     storage: Arc<dyn Storage>,
     registry: Arc<Registry>,
+    draining: Arc<AtomicBool>,
 }
 
-/// The router for the HTTP API listener. `registry` is what `/metrics` serves.
-pub fn router(storage: Arc<dyn Storage>, registry: Arc<Registry>) -> Router {
+/// The router for the HTTP API listener. `registry` is what `/metrics` serves; once `draining`
+/// is set (shutdown has begun), `/health/ready` answers 503 so load balancers stop sending.
+pub fn router(storage: Arc<dyn Storage>, registry: Arc<Registry>, draining: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/api/v1/traces/{trace_id}", get(trace_by_id))
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(AppState { storage, registry })
+        .with_state(AppState { storage, registry, draining })
 }
 
 async fn trace_by_id(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
@@ -83,7 +86,9 @@ async fn trace_by_id(State(state): State<AppState>, Path(trace_id): Path<String>
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.storage.is_ready() {
+    if state.draining.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if state.storage.is_ready() {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "storage is not accepting spans").into_response()

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,12 +15,20 @@ use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
 use tower::ServiceExt;
 
-async fn app() -> (axum::Router, Arc<LocalEngine>, tempfile::TempDir) {
+struct App {
+    router: axum::Router,
+    engine: Arc<LocalEngine>,
+    draining: Arc<AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::default();
     let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
-    let router = clew_api::router(engine.clone(), Arc::new(registry));
-    (router, engine, dir)
+    let draining = Arc::new(AtomicBool::new(false));
+    let router = clew_api::router(engine.clone(), Arc::new(registry), draining.clone());
+    App { router, engine, draining, _dir: dir }
 }
 
 async fn get(router: &axum::Router, uri: &str) -> (StatusCode, String) {
@@ -31,7 +40,7 @@ async fn get(router: &axum::Router, uri: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn trace_by_id_returns_otlp_json() {
-    let (router, engine, _dir) = app().await;
+    let App { router, engine, _dir, .. } = app().await;
     use clew_storage::SpanWriter;
     engine
         .write(&TenantId::default_tenant(), every_field_request([0xab; 16], 1_700_000_000_000_000_000))
@@ -54,7 +63,7 @@ async fn trace_by_id_returns_otlp_json() {
 
 #[tokio::test]
 async fn unknown_and_malformed_ids_are_explained() {
-    let (router, _engine, _dir) = app().await;
+    let App { router, _dir, .. } = app().await;
     let (status, body) = get(&router, &format!("/api/v1/traces/{}", "cd".repeat(16))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -74,12 +83,15 @@ async fn unknown_and_malformed_ids_are_explained() {
 
 #[tokio::test]
 async fn health_and_metrics_answer() {
-    let (router, engine, _dir) = app().await;
+    let App { router, engine, draining, _dir } = app().await;
     assert_eq!(get(&router, "/health/live").await.0, StatusCode::OK);
     assert_eq!(get(&router, "/health/ready").await.0, StatusCode::OK);
     let (status, metrics) = get(&router, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     assert!(metrics.contains("clew_storage_wal_syncs_total"), "{metrics}");
+    draining.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(get(&router, "/health/ready").await, (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()));
+    draining.store(false, std::sync::atomic::Ordering::Release);
     engine.close().await.unwrap();
     assert_eq!(get(&router, "/health/ready").await.0, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(get(&router, "/nope").await.0, StatusCode::NOT_FOUND);

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clew_config::Config;
@@ -81,7 +82,8 @@ pub async fn run(
     let storage: Arc<dyn Storage> = Arc::new(engine);
     let max_request_bytes = usize::try_from(config.ingest.max_request_bytes.as_u64()).unwrap_or(usize::MAX);
     let ingest = Ingest::new(storage.clone(), max_request_bytes, &mut registry);
-    let api = clew_api::router(storage.clone(), Arc::new(registry));
+    let draining = Arc::new(AtomicBool::new(false));
+    let api = clew_api::router(storage.clone(), Arc::new(registry), draining.clone());
 
     let http = bind("the HTTP API", config.listen.http, "listen.http / --listen-http").await?;
     let grpc = bind("OTLP/gRPC", config.listen.otlp_grpc, "listen.otlp_grpc / --listen-otlp-grpc").await?;
@@ -115,6 +117,7 @@ pub async fn run(
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");
+        draining.store(true, Ordering::Release);
         let _ = stop_tx.send(true);
     });
     let servers = async {
@@ -127,7 +130,8 @@ pub async fn run(
         )
     };
     // Clients that keep connections open must not hold the shutdown forever: after the grace
-    // period the listeners are dropped; requests not yet acknowledged are then not stored.
+    // period the listeners are dropped. A write already under way still completes, and the
+    // flush below includes it; its client may not hear back and retry, which reads show once.
     let (api_result, otlp_http_result, grpc_result) = tokio::select! {
         results = servers => results,
         () = async { drained.await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
