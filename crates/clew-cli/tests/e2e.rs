@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clew_model::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
@@ -276,10 +278,13 @@ async fn overload_pushes_back_with_retry_after_and_stores_nothing_refused() {
 async fn kill_9_under_load_loses_no_acknowledged_span() {
     let mut server = server();
     let endpoint = format!("http://{}", server.otlp_grpc);
-    let stop_at = Instant::now() + Duration::from_millis(1500);
+    // The kill comes once this many traces are acknowledged, with every sender mid-stream.
+    const KILL_AFTER_TRACES: usize = 3_000;
+    let counted = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
     let mut senders = Vec::new();
     for seed in 0..4u64 {
-        let endpoint = endpoint.clone();
+        let (endpoint, counted, enough) = (endpoint.clone(), counted.clone(), enough.clone());
         senders.push(tokio::spawn(async move {
             let mut client = TraceServiceClient::connect(endpoint).await.unwrap();
             let mut workload = Workload::new(Profile::Small, seed);
@@ -289,24 +294,24 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
                 match client.export(request).await {
                     Ok(response) => {
                         assert_eq!(response.into_inner().partial_success, None, "the workload's spans are all valid");
+                        if counted.fetch_add(ids.len(), Ordering::Relaxed) + ids.len() >= KILL_AFTER_TRACES {
+                            enough.notify_one();
+                        }
                         acknowledged.extend(ids);
                     }
                     // The server died mid-request: this one was never acknowledged.
                     Err(_) => return acknowledged,
                 }
-                if Instant::now() > stop_at + Duration::from_secs(30) {
-                    return acknowledged;
-                }
             }
         }));
     }
-    tokio::time::sleep_until(stop_at.into()).await;
+    tokio::time::timeout(Duration::from_secs(120), enough.notified()).await.expect("load never reached the kill point");
     server.kill9();
     let mut acknowledged = Vec::new();
     for sender in senders {
         acknowledged.extend(sender.await.unwrap());
     }
-    assert!(acknowledged.len() > 100, "load was too light to mean anything: {} traces", acknowledged.len());
+    assert!(acknowledged.len() >= KILL_AFTER_TRACES, "{} traces acknowledged", acknowledged.len());
     server.restart().unwrap();
     // Every acknowledged trace is looked up, by four concurrent readers.
     let mut readers = tokio::task::JoinSet::new();
