@@ -346,19 +346,26 @@ impl Inner {
     }
 
     async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>> {
-        let (mut rows, frozen, segments) = {
-            let state = self.state.lock();
-            let segments: Vec<Arc<Segment>> = state
-                .segments
-                .get(tenant)
-                .map(|all| all.iter().filter(|s| s.contains(&trace_id)).cloned().collect())
-                .unwrap_or_default();
-            (state.active.trace(tenant, &trace_id), state.frozen.clone(), segments)
-        };
-        if let Some(frozen) = frozen {
-            rows.extend(frozen.trace(tenant, &trace_id));
-        }
-        if !segments.is_empty() {
+        // A compaction may delete a segment between taking the snapshot and reading it; by
+        // then its replacement is registered, so a fresh snapshot finds the rows.
+        let mut attempts = 0;
+        let mut rows = loop {
+            attempts += 1;
+            let (mut rows, frozen, segments) = {
+                let state = self.state.lock();
+                let segments: Vec<Arc<Segment>> = state
+                    .segments
+                    .get(tenant)
+                    .map(|all| all.iter().filter(|s| s.contains(&trace_id)).cloned().collect())
+                    .unwrap_or_default();
+                (state.active.trace(tenant, &trace_id), state.frozen.clone(), segments)
+            };
+            if let Some(frozen) = frozen {
+                rows.extend(frozen.trace(tenant, &trace_id));
+            }
+            if segments.is_empty() {
+                break rows;
+            }
             let found = tokio::task::spawn_blocking(move || {
                 let mut rows = Vec::new();
                 for segment in segments {
@@ -367,10 +374,19 @@ impl Inner {
                 Ok::<_, io::Error>(rows)
             })
             .await
-            .map_err(|e| StorageError::internal("read segments", e))?
-            .map_err(|e| StorageError::Corrupt { location: "segment".into(), reason: e.to_string() })?;
-            rows.extend(found);
-        }
+            .map_err(|e| StorageError::internal("read segments", e))?;
+            match found {
+                Ok(found) => {
+                    rows.extend(found);
+                    break rows;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(StorageError::Corrupt { location: format!("trace {trace_id}"), reason: e.to_string() })
+                }
+                Err(e) => return Err(StorageError::internal(format!("read trace {trace_id} from segments"), e)),
+            }
+        };
         // A client that retried an export, or a crash between a flush and its checkpoint,
         // can store a span twice; identical copies are shown once.
         rows.sort_by_key(segment::sort_key);
@@ -471,8 +487,8 @@ impl Inner {
             list.retain(|s| !inputs.iter().any(|i| Arc::ptr_eq(i, s)));
             list.push(Arc::new(merged));
         }
-        // Readers that still hold an input keep its open metadata; on Unix the open file
-        // stays readable after the unlink.
+        // The merged segment is registered before its inputs are deleted: a lookup that read
+        // the old list and finds an input gone looks again (see `trace`).
         let paths: Vec<PathBuf> = inputs.iter().map(|s| s.path.clone()).collect();
         tokio::task::spawn_blocking(move || paths.iter().try_for_each(|p| Segment::remove_files(p)))
             .await

@@ -173,6 +173,34 @@ async fn closing_during_background_flushes_stores_every_span_once() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_during_compaction_always_find_the_trace() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.compaction_min_segments = 2;
+    let store = open(opts).await;
+    for round in 0..4u8 {
+        for i in 0..4u8 {
+            let trace = [round * 4 + i + 1; 16];
+            store.write(&tenant(), every_field_request(trace, START)).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let reader = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    for t in 1..=(round * 4 + 4) {
+                        assert_eq!(span_count(&store, [t; 16]).await, 3, "trace {t} while compacting");
+                    }
+                }
+            })
+        };
+        store.compact().await.unwrap();
+        reader.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_full_head_pushes_back_with_retry_after() {
     use clew_storage::SpanWriter;
