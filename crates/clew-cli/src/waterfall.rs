@@ -47,6 +47,14 @@ struct Line<'a> {
     span: &'a Span,
 }
 
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn fmt_duration(nanos: u64) -> String {
     match nanos {
         n if n >= 1_000_000_000 => format!("{:.2}s", n as f64 / 1e9),
@@ -92,8 +100,12 @@ pub(crate) fn render(trace: &TracesData, width: usize) -> String {
         let _ = write!(s, "{b:02x}");
         s
     });
-    let mut out =
-        format!("trace {trace_id}  {} spans, {} services, {}\n", lines.len(), services.len(), fmt_duration(total));
+    let mut out = format!(
+        "trace {trace_id}  {}, {}, {}\n",
+        count(lines.len(), "span"),
+        count(services.len(), "service"),
+        fmt_duration(total)
+    );
     let mut stack: Vec<(usize, usize)> = children.get(&None).into_iter().flatten().rev().map(|&i| (i, 0)).collect();
     while let Some((i, depth)) = stack.pop() {
         let span = lines[i].span;
@@ -133,7 +145,7 @@ mod tests {
         let request = every_field_request([7; 16], 1_000_000_000);
         let text = render(&TracesData { resource_spans: request.resource_spans }, 10);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with(&format!("trace {}  3 spans, 1 services", "07".repeat(16))), "{text}");
+        assert!(lines[0].starts_with(&format!("trace {}  3 spans, 1 service,", "07".repeat(16))), "{text}");
         assert!(lines[1].contains(" checkout GET /orders/1  ERROR upstream unavailable"), "{text}");
         assert!(lines[2].contains("   checkout GET /orders/2"), "{text}");
         assert!(lines[3].contains("     checkout GET /orders/3"), "{text}");

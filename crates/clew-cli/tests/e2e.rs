@@ -389,7 +389,7 @@ async fn clew_trace_prints_a_waterfall_and_explains_failures() {
     let output = run_clew(&["trace", &"11".repeat(16), "--server", &url]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
-    assert!(stdout.contains("3 spans, 1 services") && stdout.contains("    checkout GET /orders/3"), "{stdout}");
+    assert!(stdout.contains("3 spans, 1 service,") && stdout.contains("    checkout GET /orders/3"), "{stdout}");
 
     let output = run_clew(&["trace", &"12".repeat(16), "--server", &url]);
     assert!(!output.status.success());
