@@ -27,8 +27,8 @@ pub fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, serde_js
         }
     });
     let mut request: ExportTraceServiceRequest = serde_json::from_value(decodable)?;
-    walk(&mut request.resource_spans, &mut original, &mut |double, json| {
-        if let Some(value) = non_finite_from_json(json) {
+    walk(&mut request.resource_spans, Some(&mut original), &mut |double, json| {
+        if let Some(value) = json.and_then(|j| non_finite_from_json(j)) {
             *double = value;
         }
     });
@@ -38,13 +38,13 @@ pub fn decode_request(body: &[u8]) -> Result<ExportTraceServiceRequest, serde_js
 /// Encodes traces as OTLP/JSON.
 pub fn encode_traces(traces: &mut TracesData) -> Result<Vec<u8>, serde_json::Error> {
     let mut non_finite = false;
-    walk(&mut traces.resource_spans, &mut Value::Null, &mut |double, _| non_finite |= !double.is_finite());
+    walk(&mut traces.resource_spans, None, &mut |double, _| non_finite |= !double.is_finite());
     if !non_finite {
         return serde_json::to_vec(traces);
     }
     let mut json = serde_json::to_value(&*traces)?;
-    walk(&mut traces.resource_spans, &mut json, &mut |double, json| {
-        if !double.is_finite() {
+    walk(&mut traces.resource_spans, Some(&mut json), &mut |double, json| {
+        if let Some(json) = json.filter(|_| !double.is_finite()) {
             let name = if double.is_nan() {
                 "NaN"
             } else if *double > 0.0 {
@@ -104,89 +104,64 @@ fn visit_doubles_json(json: &mut Value, f: &mut impl FnMut(&mut Value)) {
     }
 }
 
+/// The JSON visitor's view of one value: `None` where the JSON has no counterpart.
+type Json<'a> = Option<&'a mut Value>;
+
+fn member<'a>(json: Json<'a>, key: &str) -> Json<'a> {
+    json?.get_mut(key)
+}
+
+fn element<'a>(json: Json<'a>, key: &str, index: usize) -> Json<'a> {
+    json?.get_mut(key)?.get_mut(index)
+}
+
 /// Walks every double attribute value of `resource_spans` together with the JSON value that
-/// encodes it (`Value::Null` where `json` has no counterpart).
-fn walk(resource_spans: &mut [ResourceSpans], json: &mut Value, f: &mut impl FnMut(&mut f64, &mut Value)) {
+/// encodes it, if `json` has one.
+fn walk(resource_spans: &mut [ResourceSpans], mut json: Json<'_>, f: &mut impl FnMut(&mut f64, Json<'_>)) {
     for (i, rs) in resource_spans.iter_mut().enumerate() {
-        let mut m = Value::Null;
-        let json_rs = element(json, "resourceSpans", i, &mut m);
+        let mut json_rs = element(json.as_deref_mut(), "resourceSpans", i);
         if let Some(resource) = &mut rs.resource {
-            let mut m = Value::Null;
-            key_values(&mut resource.attributes, member(json_rs, "resource", &mut m), f);
+            key_values(&mut resource.attributes, member(json_rs.as_deref_mut(), "resource"), f);
         }
         for (j, ss) in rs.scope_spans.iter_mut().enumerate() {
-            let mut m = Value::Null;
-            let json_ss = element(json_rs, "scopeSpans", j, &mut m);
+            let mut json_ss = element(json_rs.as_deref_mut(), "scopeSpans", j);
             if let Some(scope) = &mut ss.scope {
-                let mut m = Value::Null;
-                key_values(&mut scope.attributes, member(json_ss, "scope", &mut m), f);
+                key_values(&mut scope.attributes, member(json_ss.as_deref_mut(), "scope"), f);
             }
             for (k, span) in ss.spans.iter_mut().enumerate() {
-                let mut m = Value::Null;
-                let json_span = element(json_ss, "spans", k, &mut m);
-                key_values(&mut span.attributes, json_span, f);
+                let mut json_span = element(json_ss.as_deref_mut(), "spans", k);
+                key_values(&mut span.attributes, json_span.as_deref_mut(), f);
                 for (e, event) in span.events.iter_mut().enumerate() {
-                    let mut m = Value::Null;
-                    key_values(&mut event.attributes, element(json_span, "events", e, &mut m), f);
+                    key_values(&mut event.attributes, element(json_span.as_deref_mut(), "events", e), f);
                 }
                 for (l, link) in span.links.iter_mut().enumerate() {
-                    let mut m = Value::Null;
-                    key_values(&mut link.attributes, element(json_span, "links", l, &mut m), f);
+                    key_values(&mut link.attributes, element(json_span.as_deref_mut(), "links", l), f);
                 }
             }
-        }
-    }
-}
-
-/// The `index`th element of the array `json[key]`, or `missing` (set to null) when absent.
-fn element<'a>(json: &'a mut Value, key: &str, index: usize, missing: &'a mut Value) -> &'a mut Value {
-    match json.get_mut(key).and_then(Value::as_array_mut).and_then(|a| a.get_mut(index)) {
-        Some(v) => v,
-        None => {
-            *missing = Value::Null;
-            missing
-        }
-    }
-}
-
-/// `json[key]`, or `missing` (set to null) when absent.
-fn member<'a>(json: &'a mut Value, key: &str, missing: &'a mut Value) -> &'a mut Value {
-    match json.get_mut(key) {
-        Some(v) => v,
-        None => {
-            *missing = Value::Null;
-            missing
         }
     }
 }
 
 /// `json` is the object holding an `"attributes"` (or `"values"`) array of key-values.
-fn key_values(kvs: &mut [KeyValue], json: &mut Value, f: &mut impl FnMut(&mut f64, &mut Value)) {
-    let key = if json.get("values").is_some() { "values" } else { "attributes" };
+fn key_values(kvs: &mut [KeyValue], mut json: Json<'_>, f: &mut impl FnMut(&mut f64, Json<'_>)) {
+    let key = if json.as_deref().is_some_and(|j| j.get("values").is_some()) { "values" } else { "attributes" };
     for (i, kv) in kvs.iter_mut().enumerate() {
-        let mut m = Value::Null;
-        let json_kv = element(json, key, i, &mut m);
         if let Some(value) = &mut kv.value {
-            let mut m = Value::Null;
-            any_value(value, member(json_kv, "value", &mut m), f);
+            any_value(value, member(element(json.as_deref_mut(), key, i), "value"), f);
         }
     }
 }
 
-fn any_value(value: &mut AnyValue, json: &mut Value, f: &mut impl FnMut(&mut f64, &mut Value)) {
-    let mut m = Value::Null;
+fn any_value(value: &mut AnyValue, json: Json<'_>, f: &mut impl FnMut(&mut f64, Json<'_>)) {
     match &mut value.value {
-        Some(any_value::Value::DoubleValue(double)) => f(double, member(json, "doubleValue", &mut m)),
+        Some(any_value::Value::DoubleValue(double)) => f(double, member(json, "doubleValue")),
         Some(any_value::Value::ArrayValue(array)) => {
-            let json_array = member(json, "arrayValue", &mut m);
+            let mut json_array = member(json, "arrayValue");
             for (i, item) in array.values.iter_mut().enumerate() {
-                let mut m = Value::Null;
-                any_value(item, element(json_array, "values", i, &mut m), f);
+                any_value(item, element(json_array.as_deref_mut(), "values", i), f);
             }
         }
-        Some(any_value::Value::KvlistValue(list)) => {
-            key_values(&mut list.values, member(json, "kvlistValue", &mut m), f)
-        }
+        Some(any_value::Value::KvlistValue(list)) => key_values(&mut list.values, member(json, "kvlistValue"), f),
         _ => {}
     }
 }
@@ -238,7 +213,7 @@ mod tests {
 
     fn doubles(data: &mut TracesData) -> Vec<String> {
         let mut out = Vec::new();
-        walk(&mut data.resource_spans, &mut Value::Null, &mut |d, _| out.push(format!("{d:?}")));
+        walk(&mut data.resource_spans, None, &mut |d, _| out.push(format!("{d:?}")));
         out
     }
 

@@ -99,6 +99,8 @@ struct Inner {
     pending_wal_bytes: Arc<Semaphore>,
     next_segment_id: Arc<AtomicU64>,
     flush_wanted: Notify,
+    /// Signalled when a flush adds segments: the only event that can make compaction due.
+    compaction_wanted: Notify,
     closed: AtomicBool,
     metrics: EngineMetrics,
 }
@@ -151,6 +153,7 @@ impl LocalEngine {
             pending_wal_bytes: Arc::new(Semaphore::new(permits)),
             next_segment_id: Arc::new(AtomicU64::new(next_segment_id)),
             flush_wanted: Notify::new(),
+            compaction_wanted: Notify::new(),
             closed: AtomicBool::new(false),
             metrics,
             options,
@@ -454,6 +457,7 @@ impl Inner {
             state.frozen = None;
         }
         self.metrics.flushes.inc();
+        self.compaction_wanted.notify_one();
         self.update_gauges();
         tracing::debug!(spans = frozen.spans, "head flushed");
         Ok(())
@@ -564,8 +568,10 @@ async fn flush_loop(inner: Arc<Inner>) {
 }
 
 async fn compaction_loop(inner: Arc<Inner>) {
+    // Segments recovered at startup may already call for compaction.
+    inner.compaction_wanted.notify_one();
     loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        inner.compaction_wanted.notified().await;
         if inner.closed.load(Ordering::Acquire) {
             return;
         }

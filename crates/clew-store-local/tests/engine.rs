@@ -140,8 +140,8 @@ async fn compaction_merges_small_segments_and_keeps_every_span() {
         store.write(&tenant(), every_field_request([i; 16], START + u64::from(i))).await.unwrap();
         store.flush().await.unwrap();
     }
-    assert_eq!(store.stats().segments, 5);
-    assert_eq!(store.compact().await.unwrap(), 1);
+    // The background compactor starts after each flush; finish whatever it left.
+    store.compact().await.unwrap();
     let stats = store.stats();
     assert_eq!((stats.segments, stats.segment_spans), (1, 15), "duplicates are merged away");
     for i in 1..=5u8 {
