@@ -71,6 +71,13 @@ macro_rules! id_type {
                 write!(f, "{}({})", stringify!($name), self.to_hex())
             }
         }
+
+        /// Lowercase hex, as OTLP/JSON writes IDs.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
     };
 }
 

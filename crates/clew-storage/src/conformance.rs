@@ -12,7 +12,7 @@ use clew_model::otlp::resource::v1::Resource;
 use clew_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use clew_model::{assemble, TenantId, TraceId};
 
-use crate::DynStorage;
+use crate::{Condition, DynStorage, FindRequest, Op, Target, Test, TimeRange, Value as V};
 
 /// Opens the backend under test.
 #[async_trait]
@@ -28,6 +28,8 @@ pub async fn run(harness: &mut impl Harness) {
     unknown_trace_is_empty(&store).await;
     tenants_are_isolated(&store).await;
     trace_written_in_parts_reads_whole(&store).await;
+    find_by_conditions(&store).await;
+    catalog_and_values(&store).await;
     store.close().await.expect("close");
     let store = harness.open().await;
     survives_reopen(&store).await;
@@ -192,4 +194,167 @@ async fn survives_reopen(store: &DynStorage) {
     let t = tenant("conformance-parts");
     let spans: usize = read(store, &t, [3; 16]).await.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
     assert_eq!(spans, 3, "survives_reopen: parts");
+}
+
+fn test(target: Target, test: Test) -> Condition {
+    Condition::Test { target, test }
+}
+
+fn eq(target: Target, value: V) -> Condition {
+    test(target, Test::Compare(Op::Eq, value))
+}
+
+/// Trace IDs `find` returns, sorted.
+async fn found(store: &DynStorage, t: &TenantId, range: TimeRange, conditions: Vec<Condition>) -> Vec<TraceId> {
+    let request = FindRequest { range, conditions };
+    let mut ids: Vec<TraceId> =
+        store.find(t, &request).await.expect("find").into_iter().map(|hit| hit.trace_id).collect();
+    ids.sort();
+    ids
+}
+
+async fn find_by_conditions(store: &DynStorage) {
+    let t = tenant("conformance-find");
+    let start = now_nanos();
+    let range = TimeRange { start: start - 1_000_000_000, end: start + 60_000_000_000 };
+    let (a, b) = ([0xa1; 16], [0xb2; 16]);
+    store.write(&t, every_field_request(a, start)).await.expect("write");
+    let mut other = every_field_request(b, start + 1_000);
+    for span in other.resource_spans[0].scope_spans.iter_mut().flat_map(|s| s.spans.iter_mut()) {
+        span.name = "SELECT orders".into();
+        span.kind = 3;
+        span.status = None;
+        span.end_time_unix_nano = span.start_time_unix_nano + 50_000_000;
+        span.attributes.retain(|kv| kv.key != "retry");
+    }
+    store.write(&t, other).await.expect("write");
+    let id = |bytes| TraceId::from_bytes(bytes).expect("non-zero");
+    let (a, b) = (id(a), id(b));
+    for phase in ["head", "segments"] {
+        let check = |name: &str, got: Vec<TraceId>, want: &[TraceId]| {
+            assert_eq!(got, want, "find_by_conditions ({phase}): {name}");
+        };
+        check("no condition", found(store, &t, range, vec![]).await, &[a, b]);
+        check("name", found(store, &t, range, vec![eq(Target::Name, V::Str("SELECT orders".into()))]).await, &[b]);
+        check("service", found(store, &t, range, vec![eq(Target::Service, V::Str("checkout".into()))]).await, &[a, b]);
+        check("kind", found(store, &t, range, vec![eq(Target::Kind, V::Int(2))]).await, &[a]);
+        check("status", found(store, &t, range, vec![eq(Target::Status, V::Int(2))]).await, &[a]);
+        check(
+            "duration",
+            found(store, &t, range, vec![test(Target::Duration, Test::Compare(Op::Ge, V::Int(10_000_000)))]).await,
+            &[b],
+        );
+        check(
+            "int attribute compares as a number",
+            found(
+                store,
+                &t,
+                range,
+                vec![test(
+                    Target::SpanAttribute("http.response.status_code".into()),
+                    Test::Compare(Op::Gt, V::Float(502.5)),
+                )],
+            )
+            .await,
+            &[a, b],
+        );
+        check(
+            "attribute exists",
+            found(store, &t, range, vec![test(Target::SpanAttribute("retry".into()), Test::Exists(true))]).await,
+            &[a],
+        );
+        check(
+            "attribute absent",
+            found(store, &t, range, vec![test(Target::SpanAttribute("retry".into()), Test::Exists(false))]).await,
+            &[b],
+        );
+        check(
+            "resource attribute",
+            found(store, &t, range, vec![eq(Target::ResourceAttribute("process.pid".into()), V::Int(4242))]).await,
+            &[a, b],
+        );
+        check(
+            "any attribute",
+            found(store, &t, range, vec![eq(Target::AnyAttribute("host.name".into()), V::Str("node-1".into()))]).await,
+            &[a, b],
+        );
+        let regex = regex::Regex::new("^(?:GET /orders/.*)$").expect("regex");
+        check(
+            "regex",
+            found(store, &t, range, vec![test(Target::Name, Test::Regex { regex, negate: false })]).await,
+            &[a],
+        );
+        check(
+            "every condition on some span",
+            found(
+                store,
+                &t,
+                range,
+                vec![eq(Target::Kind, V::Int(2)), eq(Target::Name, V::Str("SELECT orders".into()))],
+            )
+            .await,
+            &[],
+        );
+        check(
+            "any of",
+            found(
+                store,
+                &t,
+                range,
+                vec![Condition::Any(vec![eq(Target::Kind, V::Int(3)), eq(Target::Name, V::Str("nothing".into()))])],
+            )
+            .await,
+            &[b],
+        );
+        let before = TimeRange { start: start - 2_000_000_000, end: start - 1_000_000_000 };
+        check("outside the range", found(store, &t, before, vec![]).await, &[]);
+        let hits = store.find(&t, &FindRequest { range, conditions: vec![] }).await.expect("find");
+        let hit = hits.iter().find(|h| h.trace_id == b).expect("hit b");
+        assert_eq!(
+            (hit.start_unix_nano, hit.end_unix_nano),
+            (start + 1_000, start + 1_200 + 50_000_000),
+            "find_by_conditions ({phase}): extent"
+        );
+        assert!(
+            found(store, &tenant("conformance-find-other"), range, vec![]).await.is_empty(),
+            "find_by_conditions ({phase}): tenants are isolated"
+        );
+        store.flush().await.expect("flush");
+    }
+}
+
+async fn catalog_and_values(store: &DynStorage) {
+    let t = tenant("conformance-catalog");
+    let start = now_nanos();
+    let range = TimeRange { start: start - 1_000_000_000, end: start + 60_000_000_000 };
+    store.write(&t, every_field_request([0xc3; 16], start)).await.expect("write");
+    for phase in ["head", "segments"] {
+        let catalog = store.catalog(&t, range).await.expect("catalog");
+        assert_eq!(catalog.services(), ["checkout"], "catalog ({phase}): services");
+        let names: Vec<&str> = catalog.operations.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["GET /orders/1", "GET /orders/2", "GET /orders/3"], "catalog ({phase}): operations");
+        assert!(catalog.operations.iter().all(|o| o.kind == 2), "catalog ({phase}): kinds");
+        assert!(
+            catalog.span_attributes.iter().any(|k| k == "http.request.method"),
+            "catalog ({phase}): span attributes {:?}",
+            catalog.span_attributes
+        );
+        assert_eq!(
+            catalog.resource_attributes,
+            ["host.name", "process.pid", "service.name"],
+            "catalog ({phase}): resource attributes"
+        );
+        let values = store.values(&t, range, &Target::Name, 2).await.expect("values");
+        assert_eq!(values.len(), 2, "values ({phase}): limit");
+        let values = store
+            .values(&t, range, &Target::SpanAttribute("http.response.status_code".into()), 10)
+            .await
+            .expect("values");
+        assert_eq!(values, [V::Int(503)], "values ({phase}): typed attribute");
+        let values = store.values(&t, range, &Target::ResourceAttribute("host.name".into()), 10).await.expect("values");
+        assert_eq!(values, [V::Str("node-1".into())], "values ({phase}): resource attribute");
+        let other = store.catalog(&tenant("conformance-catalog-other"), range).await.expect("catalog");
+        assert!(other.operations.is_empty(), "catalog ({phase}): tenants are isolated");
+        store.flush().await.expect("flush");
+    }
 }

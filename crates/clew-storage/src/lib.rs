@@ -13,6 +13,9 @@ use clew_model::{SpanRow, TenantId, TraceId};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod query;
+
+pub use query::{Catalog, Condition, FindRequest, Op, Operation, Target, Test, TimeRange, TraceHit, Value, ValueRef};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -83,6 +86,28 @@ pub trait TraceReader: Send + Sync {
     /// All spans of one trace that belong to `tenant`, in no particular order; empty when the
     /// trace is unknown.
     async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>>;
+
+    /// Several traces at once, in the order asked; a backend may read them in one pass.
+    async fn traces(&self, tenant: &TenantId, trace_ids: &[TraceId]) -> Result<Vec<Vec<SpanRow>>> {
+        let mut traces = Vec::with_capacity(trace_ids.len());
+        for trace_id in trace_ids {
+            traces.push(self.trace(tenant, *trace_id).await?);
+        }
+        Ok(traces)
+    }
+
+    /// Every trace of `tenant` with, for each condition, a span within the range that
+    /// satisfies it; in no particular order. May return traces that do not (conservative
+    /// evaluation), never misses one that does.
+    async fn find(&self, tenant: &TenantId, request: &FindRequest) -> Result<Vec<TraceHit>>;
+
+    /// Services, operations and attribute names of spans stored for `tenant` in the days
+    /// `range` touches.
+    async fn catalog(&self, tenant: &TenantId, range: TimeRange) -> Result<Catalog>;
+
+    /// Up to `limit` distinct values `target` takes on spans within `range`, most frequent
+    /// first.
+    async fn values(&self, tenant: &TenantId, range: TimeRange, target: &Target, limit: usize) -> Result<Vec<Value>>;
 }
 
 /// A complete backend, as the composition root holds it.

@@ -59,7 +59,7 @@ impl Kind {
         }
     }
 
-    fn from_data_type(data_type: &DataType) -> Option<Self> {
+    pub(crate) fn from_data_type(data_type: &DataType) -> Option<Self> {
         [Self::Str, Self::Int, Self::Double, Self::Bool].into_iter().find(|k| k.data_type() == *data_type)
     }
 }

@@ -1,16 +1,20 @@
 //! The in-memory head: every acknowledged span not yet in a segment, indexed by trace.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clew_model::{day_of, SpanRow, TenantId, TraceId};
 
 use crate::segment::sort_key;
 
+/// One tenant's rows, in chunks as they were written: readers take the chunks (cheap `Arc`
+/// clones) and search them without holding the engine's lock.
 #[derive(Default)]
 struct TenantHead {
-    rows: Vec<SpanRow>,
-    by_trace: HashMap<TraceId, Vec<u32>>,
+    chunks: Vec<Arc<Vec<SpanRow>>>,
+    /// (chunk, row in chunk) of each trace's rows.
+    by_trace: HashMap<TraceId, Vec<(u32, u32)>>,
 }
 
 #[derive(Default)]
@@ -35,13 +39,18 @@ impl Head {
         }
         self.since.get_or_insert_with(Instant::now);
         let head = self.tenants.entry(tenant.clone()).or_default();
-        for row in rows {
+        let chunk = head.chunks.len() as u32;
+        for (i, row) in rows.iter().enumerate() {
             self.bytes += row.estimated_size();
             self.spans += 1;
-            let position = head.rows.len() as u32;
-            head.by_trace.entry(row.trace_id).or_default().push(position);
-            head.rows.push(row);
+            head.by_trace.entry(row.trace_id).or_default().push((chunk, i as u32));
         }
+        head.chunks.push(Arc::new(rows));
+    }
+
+    /// The rows of `tenant`, in chunks.
+    pub(crate) fn chunks(&self, tenant: &TenantId) -> Vec<Arc<Vec<SpanRow>>> {
+        self.tenants.get(tenant).map(|head| head.chunks.clone()).unwrap_or_default()
     }
 
     pub(crate) fn trace(&self, tenant: &TenantId, trace_id: &TraceId) -> Vec<SpanRow> {
@@ -50,7 +59,7 @@ impl Head {
         };
         head.by_trace
             .get(trace_id)
-            .map(|positions| positions.iter().map(|&i| head.rows[i as usize].clone()).collect())
+            .map(|positions| positions.iter().map(|&(c, i)| head.chunks[c as usize][i as usize].clone()).collect())
             .unwrap_or_default()
     }
 
@@ -58,7 +67,7 @@ impl Head {
     pub(crate) fn partitions(&self) -> Vec<(TenantId, u32, Vec<&SpanRow>)> {
         let mut parts: HashMap<(&TenantId, u32), Vec<&SpanRow>> = HashMap::new();
         for (tenant, head) in &self.tenants {
-            for row in &head.rows {
+            for row in head.chunks.iter().flat_map(|c| c.iter()) {
                 parts.entry((tenant, day_of(row.start_unix_nano))).or_default().push(row);
             }
         }

@@ -10,6 +10,7 @@ mod attributes;
 mod compaction;
 mod head;
 mod metrics;
+mod scan;
 mod segment;
 mod wal;
 
@@ -23,8 +24,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::{rows_from_request, SpanRow, TenantId, TraceId};
-use clew_storage::{Result, SpanWriter, Storage, StorageError, TraceReader, WriteReceipt};
+use clew_model::{day_of, rows_from_request, SpanRow, TenantId, TraceId};
+use clew_storage::{
+    Catalog, FindRequest, Result, SpanWriter, Storage, StorageError, Target, TimeRange, TraceHit, TraceReader, Value,
+    WriteReceipt,
+};
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use prost::Message;
@@ -33,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use crate::head::Head;
 use crate::metrics::EngineMetrics;
+use crate::scan::Snapshot;
 use crate::segment::{FlushTag, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS};
 use crate::wal::Wal;
 
@@ -397,6 +402,53 @@ impl Inner {
         Ok(rows)
     }
 
+    /// Runs `read` on a snapshot of `tenant`'s head and of its segments of the days `range`
+    /// touches, off the async threads.
+    async fn read_snapshot<T: Send + 'static>(
+        &self,
+        tenant: &TenantId,
+        range: TimeRange,
+        what: &str,
+        read: impl Fn(&Snapshot) -> io::Result<T> + Send + Sync + 'static,
+    ) -> Result<T> {
+        let read = Arc::new(read);
+        let (first, last) = (day_of(range.start), day_of(range.end.saturating_sub(1)));
+        // As in `trace`: a compaction may delete a segment of the snapshot; a fresh one has its
+        // replacement.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let snapshot = {
+                let state = self.state.lock();
+                let mut head = state.active.chunks(tenant);
+                if let Some(frozen) = &state.frozen {
+                    head.extend(frozen.chunks(tenant));
+                }
+                let segments = state
+                    .segments
+                    .get(tenant)
+                    .map(|all| all.iter().filter(|s| (first..=last).contains(&s.meta.day)).cloned().collect())
+                    .unwrap_or_default();
+                Snapshot { head, segments }
+            };
+            let read = read.clone();
+            let result = tokio::task::spawn_blocking(move || read(&snapshot))
+                .await
+                .map_err(|e| StorageError::internal(what.to_owned(), e))?;
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(StorageError::Corrupt {
+                        location: format!("segments of {tenant}"),
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => return Err(StorageError::internal(what.to_owned(), e)),
+            }
+        }
+    }
+
     /// Freezes the head (or retries a frozen head that failed to flush), writes it as segments,
     /// records the checkpoint and drops the covered WAL files.
     async fn flush_once(&self) -> Result<()> {
@@ -605,6 +657,24 @@ impl SpanWriter for LocalEngine {
 impl TraceReader for LocalEngine {
     async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>> {
         self.inner.trace(tenant, trace_id).await
+    }
+
+    async fn find(&self, tenant: &TenantId, request: &FindRequest) -> Result<Vec<TraceHit>> {
+        let mut request = request.clone();
+        if request.conditions.is_empty() {
+            // Every trace with a span in the range.
+            request.conditions.push(clew_storage::Condition::True);
+        }
+        self.inner.read_snapshot(tenant, request.range, "search", move |s| s.find(&request)).await
+    }
+
+    async fn catalog(&self, tenant: &TenantId, range: TimeRange) -> Result<Catalog> {
+        self.inner.read_snapshot(tenant, range, "list services and attributes", move |s| s.catalog(range)).await
+    }
+
+    async fn values(&self, tenant: &TenantId, range: TimeRange, target: &Target, limit: usize) -> Result<Vec<Value>> {
+        let target = target.clone();
+        self.inner.read_snapshot(tenant, range, "list attribute values", move |s| s.values(range, &target, limit)).await
     }
 }
 

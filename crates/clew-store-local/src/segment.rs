@@ -107,8 +107,10 @@ pub(crate) struct Segment {
     pub(crate) bytes: u64,
     /// Its dedicated attribute columns.
     pub(crate) columns: Vec<AttrColumn>,
-    parquet: ArrowReaderMetadata,
-    index: Vec<IndexEntry>,
+    pub(crate) parquet: ArrowReaderMetadata,
+    pub(crate) index: Vec<IndexEntry>,
+    /// Operations and attribute names, computed on first use.
+    pub(crate) catalog: std::sync::OnceLock<clew_storage::Catalog>,
 }
 
 fn schema(columns: &[AttrColumn]) -> SchemaRef {
@@ -573,7 +575,16 @@ impl Segment {
         let spans = parquet.metadata().file_metadata().num_rows() as u64;
         let bytes = fs::metadata(parquet_path)?.len() + fs::metadata(&index_path)?.len();
         let columns = attributes::columns_of(parquet.schema());
-        Ok(Self { meta, path: parquet_path.to_owned(), spans, bytes, columns, parquet, index })
+        Ok(Self {
+            meta,
+            path: parquet_path.to_owned(),
+            spans,
+            bytes,
+            columns,
+            parquet,
+            index,
+            catalog: Default::default(),
+        })
     }
 
     /// The rows of one trace; reads only the pages that hold them.
