@@ -230,6 +230,7 @@ async fn find_by_conditions(store: &DynStorage) {
     store.write(&t, other).await.expect("write");
     let id = |bytes| TraceId::from_bytes(bytes).expect("non-zero");
     let (a, b) = (id(a), id(b));
+    let regex = regex::Regex::new("^(?:GET /orders/.*)$").expect("regex");
     for phase in ["head", "segments"] {
         let check = |name: &str, got: Vec<TraceId>, want: &[TraceId]| {
             assert_eq!(got, want, "find_by_conditions ({phase}): {name}");
@@ -278,10 +279,10 @@ async fn find_by_conditions(store: &DynStorage) {
             found(store, &t, range, vec![eq(Target::AnyAttribute("host.name".into()), V::Str("node-1".into()))]).await,
             &[a, b],
         );
-        let regex = regex::Regex::new("^(?:GET /orders/.*)$").expect("regex");
         check(
             "regex",
-            found(store, &t, range, vec![test(Target::Name, Test::Regex { regex, negate: false })]).await,
+            found(store, &t, range, vec![test(Target::Name, Test::Regex { regex: regex.clone(), negate: false })])
+                .await,
             &[a],
         );
         check(
