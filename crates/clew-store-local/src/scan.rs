@@ -246,12 +246,15 @@ impl<'b> Batch<'b> {
         Ok(Self { batch, resources, resource_keys, residual })
     }
 
-    fn resource(&self, row: usize) -> &[KeyValue] {
-        let i = match self.resource_keys {
+    fn resource_index(&self, row: usize) -> usize {
+        match self.resource_keys {
             Some(keys) => keys.keys().value(row) as usize,
             None => row,
-        };
-        self.resources.get(i).map_or(&[], Vec::as_slice)
+        }
+    }
+
+    fn resource(&self, row: usize) -> &[KeyValue] {
+        self.resources.get(self.resource_index(row)).map_or(&[], Vec::as_slice)
     }
 
     /// Evaluates `condition` on every row.
@@ -274,6 +277,18 @@ impl<'b> Batch<'b> {
                     out.iter_mut().zip(v).for_each(|(o, v)| *o |= v);
                 }
                 out
+            }
+            // Dictionary-encoded fields are tested once per distinct value.
+            Condition::Test { target: target @ (Target::Name | Target::Service), test } => {
+                let (keys, values) =
+                    string_dictionary(self.batch, if *target == Target::Name { "name" } else { "service_name" })?;
+                let passes: Vec<bool> =
+                    (0..values.len()).map(|i| test.passes(Some(ValueRef::Str(values.value(i))))).collect();
+                keys.iter().map(|&k| passes.get(k as usize).copied().unwrap_or(false)).collect()
+            }
+            Condition::Test { target: Target::ResourceAttribute(key), test } => {
+                let passes: Vec<bool> = self.resources.iter().map(|r| test.passes(find(r, key))).collect();
+                (0..rows).map(|row| passes.get(self.resource_index(row)).copied().unwrap_or(false)).collect()
             }
             Condition::Test { target, test } => {
                 let mut out = Vec::with_capacity(rows);
@@ -668,24 +683,30 @@ impl Snapshot {
         for (trace_id, acc) in head.iter().filter(|(_, acc)| acc.0 != 0) {
             merge(found.entry(*trace_id).or_insert(EMPTY), acc.0, (acc.1, acc.2));
         }
-        let mut hits = Vec::new();
-        for (trace_id, mut acc) in found {
-            if !complete(request, acc.0) {
-                continue;
-            }
-            // The trace's spans may lie in several segments and the head: its extent covers all.
-            for (segment, m) in self.segments.iter().zip(&matches) {
-                let Some(m) = m else { continue };
-                if let Ok(i) = segment.index.binary_search_by(|e| e.trace_id.cmp(&trace_id)) {
-                    merge(&mut acc, 0, m.extents[i]);
+        let mut hits: Vec<(TraceId, Acc)> = found.into_iter().filter(|(_, acc)| complete(request, acc.0)).collect();
+        // A trace's spans may lie in several segments and the head: its extent covers them all.
+        // Candidates and each segment's index are both sorted by trace ID, so one merge pass
+        // per segment finds them (binary searches would miss the cache once per probe).
+        hits.sort_unstable_by_key(|(trace_id, _)| *trace_id);
+        for (segment, m) in self.segments.iter().zip(&matches) {
+            let Some(m) = m else { continue };
+            let mut entries = segment.index.iter().enumerate().peekable();
+            for (trace_id, acc) in &mut hits {
+                while entries.next_if(|(_, e)| e.trace_id < *trace_id).is_some() {}
+                if let Some((i, _)) = entries.next_if(|(_, e)| e.trace_id == *trace_id) {
+                    merge(acc, 0, m.extents[i]);
                 }
             }
-            if let Some(&(_, start, end)) = head.get(&trace_id) {
-                merge(&mut acc, 0, (start, end));
-            }
-            hits.push(TraceHit { trace_id, start_unix_nano: acc.1, end_unix_nano: acc.2 });
         }
-        Ok(hits)
+        Ok(hits
+            .into_iter()
+            .map(|(trace_id, mut acc)| {
+                if let Some(&(_, start, end)) = head.get(&trace_id) {
+                    merge(&mut acc, 0, (start, end));
+                }
+                TraceHit { trace_id, start_unix_nano: acc.1, end_unix_nano: acc.2 }
+            })
+            .collect())
     }
 
     pub(crate) fn catalog(&self, range: TimeRange) -> io::Result<Catalog> {
