@@ -1,8 +1,15 @@
-//! The HTTP API listener: the native JSON API under `/api/v1`, health probes and Prometheus
-//! metrics. Reads through [`Storage`]; never names a backend.
+//! The HTTP API listener: the native JSON API under `/api/v1`, the Jaeger, Tempo and Zipkin
+//! query APIs under their own prefixes, health probes and Prometheus metrics. Reads through
+//! [`Storage`] and the query layer; never names a backend.
 //!
 //! Every failure becomes an [`ApiError`], turned into a status and a JSON body in exactly one
 //! place ([`ApiError::into_response`]).
+
+mod jaeger;
+mod native;
+mod params;
+mod tempo;
+mod zipkin;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +21,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clew_model::otlp::trace::v1::TracesData;
 use clew_model::{assemble, TenantId, TraceId};
-use clew_storage::{Storage, StorageError};
+use clew_query::{Limits, QueryError, TimeRange};
+use clew_storage::{Storage, StorageError, Target, Value};
+use clew_traceql::{Field, Intrinsic};
 use prometheus_client::registry::Registry;
 
 /// Why an API request failed, in the small set of outcomes a client can act on.
@@ -28,7 +37,20 @@ pub enum ApiError {
     Storage(#[from] StorageError),
 }
 
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Invalid(message) => Self::BadRequest(message),
+            QueryError::Storage(e) => Self::Storage(e),
+        }
+    }
+}
+
 impl ApiError {
+    pub(crate) fn internal(context: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Storage(StorageError::internal(context, e))
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -57,6 +79,7 @@ struct AppState {
     storage: Arc<dyn Storage>,
     registry: Arc<Registry>,
     draining: Arc<AtomicBool>,
+    limits: Limits,
 }
 
 /// The router for the HTTP API listener. `registry` is what `/metrics` serves; once `draining`
@@ -64,11 +87,15 @@ struct AppState {
 pub fn router(storage: Arc<dyn Storage>, registry: Arc<Registry>, draining: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/api/v1/traces/{trace_id}", get(trace_by_id))
+        .merge(native::routes())
+        .merge(jaeger::routes())
+        .merge(tempo::routes())
+        .merge(zipkin::routes())
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(AppState { storage, registry, draining })
+        .with_state(AppState { storage, registry, draining, limits: Limits::default() })
 }
 
 async fn trace_by_id(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
@@ -104,5 +131,36 @@ async fn metrics(State(state): State<AppState>) -> Response {
             tracing::error!(error = %e, "encode metrics");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+/// Values a field takes within `range`, for autocomplete: intrinsics and attributes alike
+/// (status and kind as their TraceQL keywords).
+async fn values(state: &AppState, field: &Field, range: TimeRange, limit: usize) -> Result<Vec<Value>, ApiError> {
+    let target = match field {
+        Field::Intrinsic(Intrinsic::RootServiceName) => Target::Service,
+        Field::Intrinsic(Intrinsic::RootName) => Target::Name,
+        other => clew_query::target_of(other).ok_or_else(|| {
+            ApiError::BadRequest(format!("`{other}` has no value list; ask for an attribute or span intrinsic"))
+        })?,
+    };
+    let values = state.storage.values(&TenantId::default_tenant(), range, &target, limit).await?;
+    let keyword = |v: Value, name: fn(i32) -> &'static str| match v {
+        Value::Int(i) => Value::Str(name(i32::try_from(i).unwrap_or_default()).to_owned()),
+        other => other,
+    };
+    Ok(match target {
+        Target::Kind => values.into_iter().map(|v| keyword(v, native::kind_name)).collect(),
+        Target::Status => values.into_iter().map(|v| keyword(v, status_name)).collect(),
+        _ => values,
+    })
+}
+
+/// TraceQL's name for an OTLP status code.
+fn status_name(code: i32) -> &'static str {
+    match code {
+        1 => "ok",
+        2 => "error",
+        _ => "unset",
     }
 }

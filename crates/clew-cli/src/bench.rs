@@ -1,5 +1,6 @@
 //! `clew bench ingest`: runs the real server, drives it with `loadgen`, and measures sustained
 //! durable ingest, memory, bytes per span on disk after compaction, and trace-by-ID latency.
+//! `clew bench search`: times searches on a store `bench ingest` left behind.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,6 +22,21 @@ pub(crate) struct BenchArgs {
 enum What {
     /// Sustained durable ingest, peak RSS, bytes per span after compaction, trace-by-ID latency.
     Ingest(IngestArgs),
+    /// Search latency over a store of "std" spans (from `bench ingest --data-dir`).
+    Search(SearchArgs),
+}
+
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// The store to search, as `clew bench ingest --data-dir` left it.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Times each query runs (after one warm-up run).
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// How far back the searches look.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    lookback: Duration,
 }
 
 #[derive(clap::Args)]
@@ -45,7 +61,67 @@ struct IngestArgs {
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         What::Ingest(args) => ingest(args).await,
+        What::Search(args) => search(args).await,
     }
+}
+
+/// The searches of the benchmark, over the "std" workload's services, operations and attributes.
+const SEARCHES: [(&str, &str); 4] = [
+    (
+        "service + operation + duration",
+        r#"{ resource.service.name = "checkout" && name = "GET /api/checkout/0/{id}" && duration > 100ms }"#,
+    ),
+    ("service + error status", r#"{ resource.service.name = "payment" && status = error }"#),
+    ("rare attribute value", r#"{ span.enduser.id = "user-4242" }"#),
+    ("structural", r#"{ resource.service.name = "frontend" } >> { span.http.response.status_code = 503 }"#),
+];
+
+async fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let options = EngineOptions { flush_interval: Duration::from_secs(3600), ..EngineOptions::new(&args.data_dir) };
+    let engine = LocalEngine::open(options, &mut registry).await?;
+    let stats = engine.stats();
+    println!(
+        "store              {} spans in {} segments (+{} in the head), {}",
+        stats.segment_spans,
+        stats.segments,
+        stats.head_spans,
+        args.data_dir.display()
+    );
+    let tenant = clew_model::TenantId::default_tenant();
+    let end = clew_query::now_nanos();
+    let range = clew_query::TimeRange { start: end.saturating_sub(args.lookback.as_nanos() as u64), end };
+    for (label, traceql) in SEARCHES {
+        let search = clew_query::Search {
+            query: clew_traceql::parse(traceql)?,
+            range,
+            order: clew_query::Order::Newest,
+            limit: 20,
+            spans_per_trace: 3,
+            cursor: None,
+        };
+        let mut latencies = Vec::with_capacity(args.runs);
+        let mut found = (0, 0);
+        for run in 0..=args.runs {
+            let started = Instant::now();
+            let result = clew_query::search(&engine, &tenant, &search, &clew_query::Limits::default()).await?;
+            if run > 0 {
+                latencies.push(started.elapsed().as_micros() as u32);
+            }
+            found = (result.traces.len(), result.candidates);
+        }
+        latencies.sort_unstable();
+        let ms = |q| f64::from(percentile(&latencies, q)) / 1000.0;
+        println!(
+            "{label:<32} p50 {:>8.2} ms  p99 {:>8.2} ms  ({} traces of {} candidates)  {traceql}",
+            ms(0.5),
+            ms(0.99),
+            found.0,
+            found.1
+        );
+    }
+    engine.close().await?;
+    Ok(())
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {

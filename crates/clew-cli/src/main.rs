@@ -1,7 +1,9 @@
 //! The `clew` binary: the edge where flags, environment and exit codes live.
 
+mod api;
 mod bench;
 mod loadgen;
+mod search;
 mod waterfall;
 
 use std::collections::HashMap;
@@ -31,6 +33,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print one trace as a waterfall.
     Trace(waterfall::TraceArgs),
+    /// Search traces with TraceQL and print their summaries.
+    Search(search::SearchArgs),
     /// Send synthetic OTLP traffic to any OTLP endpoint and report what it accepted.
     Loadgen(loadgen::LoadgenArgs),
     /// Benchmarks: `clew bench ingest`.
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Trace(args) => waterfall::run(args).await,
+            Command::Search(args) => search::run(args).await,
             Command::Loadgen(args) => loadgen::run(args).await.map(|report| println!("{report}")),
             Command::Bench(args) => bench::run(args).await,
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clew_model::otlp::common::v1::any_value::Value;
 use clew_model::otlp::trace::v1::{Span, TracesData};
 use clew_model::{TraceId, SERVICE_NAME};
@@ -13,7 +13,7 @@ pub(crate) struct TraceArgs {
     /// The trace ID: 32 hex characters.
     trace_id: String,
     /// Clew's HTTP API.
-    #[arg(long, env = "CLEW_SERVER", default_value = "http://127.0.0.1:4320")]
+    #[arg(long, env = "CLEW_SERVER", default_value = crate::api::DEFAULT_SERVER)]
     server: String,
     /// Print the OTLP JSON instead of the waterfall.
     #[arg(long)]
@@ -22,17 +22,7 @@ pub(crate) struct TraceArgs {
 
 pub(crate) async fn run(args: TraceArgs) -> anyhow::Result<()> {
     let id: TraceId = args.trace_id.parse().with_context(|| format!("invalid trace ID {:?}", args.trace_id))?;
-    let url = format!("{}/api/v1/traces/{id}", args.server.trim_end_matches('/'));
-    let response = reqwest::get(&url).await.with_context(|| format!("GET {url}"))?;
-    let status = response.status();
-    let body = response.text().await.with_context(|| format!("read response of {url}"))?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        bail!("{status}: {message}");
-    }
+    let body = crate::api::get(&args.server, &format!("/api/v1/traces/{id}"), &[]).await?;
     if args.json {
         println!("{body}");
         return Ok(());
@@ -47,7 +37,7 @@ struct Line<'a> {
     span: &'a Span,
 }
 
-fn count(n: usize, noun: &str) -> String {
+pub(crate) fn count(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -55,7 +45,7 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
-fn fmt_duration(nanos: u64) -> String {
+pub(crate) fn fmt_duration(nanos: u64) -> String {
     match nanos {
         n if n >= 1_000_000_000 => format!("{:.2}s", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.2}ms", n as f64 / 1e6),

@@ -7,8 +7,18 @@ use clew_storage::StorageError;
 /// [`IngestError::http_status`] and one gRPC code in [`IngestError::grpc_code`].
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("decode OTLP/{format} request: {reason}")]
+    /// `format` names what the body should hold: `OTLP/JSON`, `Zipkin protobuf`, ...
+    #[error("decode {format} request: {reason}")]
     Malformed { format: &'static str, reason: String },
+    #[error("decode {format} request: {source}")]
+    Zipkin {
+        format: &'static str,
+        #[source]
+        source: clew_zipkin::ZipkinError,
+    },
+    /// Every span of a request failed validation, on a protocol without partial success.
+    #[error("no span was stored: {0}")]
+    AllRejected(String),
     #[error("unsupported content type {0:?}: send application/x-protobuf or application/json")]
     UnsupportedContentType(String),
     #[error("unsupported content encoding {0:?}: send gzip or no Content-Encoding")]
@@ -22,7 +32,7 @@ pub enum IngestError {
 impl IngestError {
     pub fn http_status(&self) -> StatusCode {
         match self {
-            Self::Malformed { .. } => StatusCode::BAD_REQUEST,
+            Self::Malformed { .. } | Self::Zipkin { .. } | Self::AllRejected(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Storage(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -32,9 +42,11 @@ impl IngestError {
 
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
-            Self::Malformed { .. } | Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => {
-                tonic::Code::InvalidArgument
-            }
+            Self::Malformed { .. }
+            | Self::Zipkin { .. }
+            | Self::AllRejected(_)
+            | Self::UnsupportedContentType(_)
+            | Self::UnsupportedEncoding(_) => tonic::Code::InvalidArgument,
             Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
             Self::Storage(e) if e.is_retryable() => tonic::Code::Unavailable,
             Self::Storage(_) => tonic::Code::Internal,

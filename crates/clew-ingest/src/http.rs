@@ -63,13 +63,20 @@ async fn export(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) ->
 }
 
 fn content_format(headers: &HeaderMap) -> Result<Format> {
-    let value = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>")).unwrap_or("");
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let (value, essence) = content_type(headers);
     match essence.as_str() {
         PROTOBUF | "application/protobuf" => Ok(Format::Protobuf),
         JSON => Ok(Format::Json),
         _ => Err(IngestError::UnsupportedContentType(value.to_owned())),
     }
+}
+
+/// The `Content-Type` header as sent (empty when absent) and its essence: the media type
+/// without parameters, lowercased.
+pub(crate) fn content_type(headers: &HeaderMap) -> (&str, String) {
+    let value = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>")).unwrap_or("");
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    (value, essence)
 }
 
 async fn receive(
@@ -78,6 +85,25 @@ async fn receive(
     format: Format,
     body: Body,
 ) -> Result<ExportTraceServiceResponse> {
+    let (body, wire_bytes) = read_body(ingest, headers, body, format.name()).await?;
+    let request = match format {
+        Format::Protobuf => ExportTraceServiceRequest::decode(body)
+            .map_err(|e| IngestError::Malformed { format: format.name(), reason: e.to_string() })?,
+        Format::Json => decode_json(&body)?,
+    };
+    ingest.export(Protocol::Http, &TenantId::default_tenant(), request, wire_bytes).await
+}
+
+/// Reads a request body within [`Ingest::max_request_bytes`] (checked against
+/// `Content-Length` first, then while reading) and gunzips it when `Content-Encoding` asks,
+/// again within the limit. Returns the body and its size on the wire. `format` names what the
+/// body should hold, for errors ("OTLP/JSON").
+pub(crate) async fn read_body(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    body: Body,
+    format: &'static str,
+) -> Result<(Bytes, usize)> {
     let limit = ingest.max_request_bytes();
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
@@ -87,21 +113,15 @@ async fn receive(
         if e.downcast_ref::<LengthLimitError>().is_some() {
             IngestError::TooLarge { limit, detail: "" }
         } else {
-            IngestError::Malformed { format: format.name(), reason: format!("read body: {e}") }
+            IngestError::Malformed { format, reason: format!("read body: {e}") }
         }
     })?;
     let wire = wire.to_bytes();
     let wire_bytes = wire.len();
-    let body = decompress(headers, wire, limit, format)?;
-    let request = match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| IngestError::Malformed { format: "protobuf", reason: e.to_string() })?,
-        Format::Json => decode_json(&body)?,
-    };
-    ingest.export(Protocol::Http, &TenantId::default_tenant(), request, wire_bytes).await
+    Ok((decompress(headers, wire, limit, format)?, wire_bytes))
 }
 
-fn decompress(headers: &HeaderMap, wire: Bytes, limit: usize, format: Format) -> Result<Bytes> {
+fn decompress(headers: &HeaderMap, wire: Bytes, limit: usize, format: &'static str) -> Result<Bytes> {
     let encoding =
         headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("<not text>").trim().to_ascii_lowercase());
     match encoding.as_deref() {
@@ -112,7 +132,7 @@ fn decompress(headers: &HeaderMap, wire: Bytes, limit: usize, format: Format) ->
             flate2::read::GzDecoder::new(wire.as_ref())
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
-                .map_err(|e| IngestError::Malformed { format: format.name(), reason: format!("gunzip body: {e}") })?;
+                .map_err(|e| IngestError::Malformed { format, reason: format!("gunzip body: {e}") })?;
             if out.len() > limit {
                 return Err(IngestError::TooLarge { limit, detail: " once decompressed" });
             }
@@ -125,8 +145,8 @@ fn decompress(headers: &HeaderMap, wire: Bytes, limit: usize, format: Format) ->
 impl Format {
     fn name(self) -> &'static str {
         match self {
-            Self::Protobuf => "protobuf",
-            Self::Json => "JSON",
+            Self::Protobuf => "OTLP/protobuf",
+            Self::Json => "OTLP/JSON",
         }
     }
 
@@ -140,7 +160,7 @@ impl Format {
 
 fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest> {
     clew_model::otlp_json::decode_request(body)
-        .map_err(|e| IngestError::Malformed { format: "JSON", reason: e.to_string() })
+        .map_err(|e| IngestError::Malformed { format: Format::Json.name(), reason: e.to_string() })
 }
 
 fn encode(format: Format, status: StatusCode, response: &impl EncodeBoth) -> Response {
@@ -182,13 +202,15 @@ fn error_response(ingest: &Ingest, format: Format, error: IngestError) -> Respon
     }
     let status = RpcStatus { code: error.grpc_code() as i32, message: error.public_message() };
     let mut response = encode(format, error.http_status(), &status);
-    if let Some(after) = error.retry_after() {
-        let seconds = after.as_secs().max(1).to_string();
-        if let Ok(value) = HeaderValue::from_str(&seconds) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-    }
+    set_retry_after(&mut response, &error);
     response
+}
+
+/// Adds `Retry-After` (whole seconds, at least 1) when the failure is worth retrying later.
+pub(crate) fn set_retry_after(response: &mut Response, error: &IngestError) {
+    if let Some(after) = error.retry_after() {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+    }
 }
 
 #[cfg(test)]

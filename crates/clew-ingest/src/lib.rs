@@ -1,7 +1,8 @@
 //! Receivers: how spans get into Clew.
 //!
-//! Owns OTLP/gRPC (`TraceService/Export`) and OTLP/HTTP (`POST /v1/traces`, protobuf and
-//! JSON, gzip), request limits, per-span validation with OTLP partial success, and the mapping
+//! Owns OTLP/gRPC (`TraceService/Export`), OTLP/HTTP (`POST /v1/traces`, protobuf and
+//! JSON, gzip) and the Zipkin v2 receiver (`POST /zipkin/api/v2/spans`, translated by
+//! `clew-zipkin`), request limits, per-span validation with OTLP partial success, and the mapping
 //! of failures to HTTP and gRPC status codes (each in exactly one function). Writes go to a
 //! [`SpanWriter`]; this crate never names a storage backend.
 
@@ -10,6 +11,7 @@ mod grpc;
 mod http;
 mod metrics;
 mod validate;
+mod zipkin;
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ pub type Result<T, E = IngestError> = std::result::Result<T, E>;
 pub enum Protocol {
     Grpc,
     Http,
+    Zipkin,
 }
 
 impl Protocol {
@@ -40,6 +43,7 @@ impl Protocol {
         match self {
             Self::Grpc => "grpc",
             Self::Http => "http",
+            Self::Zipkin => "zipkin",
         }
     }
 }
@@ -102,6 +106,12 @@ impl Ingest {
     /// The OTLP/HTTP receiver: `POST /v1/traces`.
     pub fn http_router(&self) -> axum::Router {
         http::router(self.clone())
+    }
+
+    /// The Zipkin v2 receiver: `POST /zipkin/api/v2/spans`, JSON or protobuf, for the HTTP API
+    /// listener. It has no fallback, so it merges into a router that has one.
+    pub fn zipkin_router(&self) -> axum::Router {
+        zipkin::router(self.clone())
     }
 
     /// The OTLP/gRPC receiver, accepting and answering gzip.

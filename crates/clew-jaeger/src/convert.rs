@@ -307,21 +307,8 @@ fn double_to_json(value: f64, integral_as_integer: bool) -> serde_json::Value {
 
 /// Standard base64 with padding, as Go's `encoding/json` writes byte slices.
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b1 = chunk.get(1).copied().unwrap_or(0);
-        let b2 = chunk.get(2).copied().unwrap_or(0);
-        let group = u32::from(chunk[0]) << 16 | u32::from(b1) << 8 | u32::from(b2);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(group >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The Jaeger name of an OTLP span kind: `internal`, `server`, `client`, `producer`,

@@ -79,8 +79,14 @@ fn trace(i: u64) -> Vec<ResourceSpans> {
         end_time_unix_nano: start + offset + duration,
         ..Default::default()
     };
-    let mut root =
-        span(1, None, if i.is_multiple_of(3) { "GET /checkout" } else { "GET /cart" }, SpanKind::Server, 0, root_duration);
+    let mut root = span(
+        1,
+        None,
+        if i.is_multiple_of(3) { "GET /checkout" } else { "GET /cart" },
+        SpanKind::Server,
+        0,
+        root_duration,
+    );
     let failed = i.is_multiple_of(7);
     root.attributes = vec![
         kv("http.method", s(if i.is_multiple_of(2) { "GET" } else { "POST" })),

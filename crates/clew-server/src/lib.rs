@@ -83,7 +83,8 @@ pub async fn run(
     let max_request_bytes = usize::try_from(config.ingest.max_request_bytes.as_u64()).unwrap_or(usize::MAX);
     let ingest = Ingest::new(storage.clone(), max_request_bytes, &mut registry);
     let draining = Arc::new(AtomicBool::new(false));
-    let api = clew_api::router(storage.clone(), Arc::new(registry), draining.clone());
+    // Zipkin reporters post to the HTTP API listener, as they do to a Zipkin server's port.
+    let api = clew_api::router(storage.clone(), Arc::new(registry), draining.clone()).merge(ingest.zipkin_router());
 
     let http = bind("the HTTP API", config.listen.http, "listen.http / --listen-http").await?;
     let grpc = bind("OTLP/gRPC", config.listen.otlp_grpc, "listen.otlp_grpc / --listen-otlp-grpc").await?;

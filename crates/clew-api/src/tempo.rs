@@ -1,0 +1,622 @@
+//! Grafana Tempo's HTTP query API under `/tempo`, so that Grafana's Tempo data source can point
+//! at `http://host:4320/tempo`: trace by ID (v1 and v2, JSON or protobuf), TraceQL and tag
+//! search, and tag name and value discovery.
+//!
+//! Response shapes follow Tempo's `tempopb` messages as Tempo's `jsonpb` writes them (64-bit
+//! integers as strings). Failures are answered as Tempo answers them: a status and a plain-text
+//! body ([`TempoError`]), never the native API's JSON error.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clew_model::otlp::trace::v1::TracesData;
+use clew_model::{assemble, TenantId, TraceId};
+use clew_query::{Filters, Order, QueryError, Search, TimeRange, TraceSummary};
+use clew_storage::{StorageError, Value};
+use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static};
+use prost::Message;
+use serde_json::json;
+
+use crate::params::Params;
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tempo/api/echo", get(|| async { "echo" }))
+        .route("/tempo/api/traces/{trace_id}", get(trace_v1))
+        .route("/tempo/api/v2/traces/{trace_id}", get(trace_v2))
+        .route("/tempo/api/search", get(search))
+        .route("/tempo/api/search/tags", get(tags_v1))
+        .route("/tempo/api/v2/search/tags", get(tags_v2))
+        .route("/tempo/api/search/tag/{tag}/values", get(tag_values_v1))
+        .route("/tempo/api/v2/search/tag/{tag}/values", get(tag_values_v2))
+}
+
+/// What Tempo shows as the root service of a trace whose root span has not arrived.
+const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
+
+/// Default and largest number of values a tag values request returns.
+const VALUES_LIMIT: (usize, usize) = (1000, 10_000);
+
+const PROTOBUF: &str = "application/protobuf";
+
+/// An [`ApiError`] answered as Tempo answers failures: the status and a plain-text message.
+#[derive(Debug)]
+pub(crate) struct TempoError(ApiError);
+
+impl TempoError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self(ApiError::BadRequest(message.into()))
+    }
+}
+
+impl From<ApiError> for TempoError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<QueryError> for TempoError {
+    fn from(e: QueryError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<StorageError> for TempoError {
+    fn from(e: StorageError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for TempoError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.0.status_and_code();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.0, "tempo api request failed");
+            "internal error; see the server log".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+    }
+}
+
+/// Tempo's `TraceByIDResponse`: a `tempopb.Trace` (wire-identical to OTLP `TracesData`) at
+/// field 1; `status` 0 (`COMPLETE`) is the protobuf default and so never written.
+#[derive(Clone, PartialEq, Message)]
+struct TraceByIdResponse {
+    #[prost(message, optional, tag = "1")]
+    trace: Option<TracesData>,
+}
+
+/// A trace ID as Tempo reads it: up to 32 hex digits, left-padded with zeros.
+fn trace_id(text: &str) -> Result<TraceId, TempoError> {
+    if let Some((at, c)) = text.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(TempoError::bad(format!(
+            "trace IDs can only contain hex characters: invalid character {c:?} at position {}",
+            at + 1
+        )));
+    }
+    if text.len() > 32 {
+        return Err(TempoError::bad("trace IDs can't be larger than 128 bits"));
+    }
+    let padded = format!("{text:0>32}");
+    padded.parse().map_err(|e| TempoError::bad(format!("invalid trace ID {text:?}: {e}")))
+}
+
+async fn fetch_trace(state: &AppState, text: &str) -> Result<(TraceId, TracesData), TempoError> {
+    let id = trace_id(text)?;
+    let rows = state.storage.trace(&TenantId::default_tenant(), id).await?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound(format!("trace not found: {id}")).into());
+    }
+    let resource_spans =
+        assemble(rows).map_err(|e| StorageError::Corrupt { location: format!("trace {id}"), reason: e.to_string() })?;
+    Ok((id, TracesData { resource_spans }))
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().any(|v| v.to_str().is_ok_and(|v| v.contains(PROTOBUF)))
+}
+
+fn protobuf(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, PROTOBUF)], body).into_response()
+}
+
+fn json_bytes(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn encode_json(id: TraceId, traces: &mut TracesData) -> Result<Vec<u8>, TempoError> {
+    clew_model::otlp_json::encode_traces(traces)
+        .map_err(|e| ApiError::internal(&format!("encode trace {id} as JSON"), e).into())
+}
+
+/// `GET /api/traces/{id}`: `{"batches": [ResourceSpans]}`, or a `tempopb.Trace`.
+async fn trace_v1(
+    State(state): State<AppState>,
+    Path(text): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, TempoError> {
+    let (id, mut traces) = fetch_trace(&state, &text).await?;
+    if wants_protobuf(&headers) {
+        return Ok(protobuf(traces.encode_to_vec()));
+    }
+    let body = encode_json(id, &mut traces)?;
+    // Tempo renames the field the same way: its `Trace` message once called it `batches`.
+    const OTLP_PREFIX: &[u8] = b"{\"resourceSpans\":";
+    let rest = body
+        .strip_prefix(OTLP_PREFIX)
+        .ok_or_else(|| ApiError::internal("encode trace for Tempo", "OTLP/JSON did not start with resourceSpans"))?;
+    let mut v1 = Vec::with_capacity(body.len());
+    v1.extend_from_slice(b"{\"batches\":");
+    v1.extend_from_slice(rest);
+    Ok(json_bytes(v1))
+}
+
+/// `GET /api/v2/traces/{id}`: `{"trace": {"resourceSpans": [...]}, "status": "COMPLETE"}`, or a
+/// `tempopb.TraceByIDResponse`.
+async fn trace_v2(
+    State(state): State<AppState>,
+    Path(text): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, TempoError> {
+    let (id, mut traces) = fetch_trace(&state, &text).await?;
+    if wants_protobuf(&headers) {
+        return Ok(protobuf(TraceByIdResponse { trace: Some(traces) }.encode_to_vec()));
+    }
+    let trace = encode_json(id, &mut traces)?;
+    let mut body = Vec::with_capacity(trace.len() + 32);
+    body.extend_from_slice(b"{\"trace\":");
+    body.extend_from_slice(&trace);
+    body.extend_from_slice(b",\"status\":\"COMPLETE\"}");
+    Ok(json_bytes(body))
+}
+
+/// A non-negative integer parameter, Tempo's way: `invalid limit: ...`.
+fn uint<T: std::str::FromStr>(params: &Params, name: &str, default: T) -> Result<T, TempoError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| TempoError::bad(format!("invalid {name}: expected a non-negative integer, got {text:?}"))),
+    }
+}
+
+/// `start` and `end` in Unix seconds, the last hour by default. `end` covers its whole second.
+fn seconds_range(params: &Params) -> Result<TimeRange, TempoError> {
+    let start: Option<u64> = params.get("start").map(|_| uint(params, "start", 0)).transpose()?;
+    let end: Option<u64> = params.get("end").map(|_| uint(params, "end", 0)).transpose()?;
+    if let (Some(start), Some(end)) = (start, end) {
+        if end <= start {
+            return Err(TempoError::bad(format!(
+                "http parameter start must be before end. received start={start} end={end}"
+            )));
+        }
+    }
+    let nanos = |s: u64| s.saturating_mul(1_000_000_000);
+    let end = end.map(|e| nanos(e).saturating_add(999_999_999));
+    Ok(clew_query::range(start.map(nanos), end)?)
+}
+
+/// A Go duration parameter (`minDuration=100ms`).
+fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, TempoError> {
+    params
+        .get(name)
+        .map(|text| clew_query::duration(name, text).map_err(|e| TempoError::bad(format!("invalid {name}: {e}"))))
+        .transpose()
+}
+
+/// `GET /api/search`: TraceQL (`q`) and/or logfmt tags (`tags`), trace duration bounds, time
+/// range, `limit` and spans per spanset (`spss`).
+async fn search(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, TempoError> {
+    let params = Params::parse(query.as_deref())?;
+    let traceql = params
+        .get("q")
+        .filter(|q| !q.trim().is_empty())
+        .map(|q| clew_traceql::parse(q).map_err(|e| TempoError::bad(format!("invalid TraceQL query: {e}"))))
+        .transpose()?;
+    let mut filters = match params.get("tags") {
+        Some(tags) => tag_filters(tags)?,
+        None => Filters::default(),
+    };
+    // Tempo bounds the duration of the whole trace here, not of a span.
+    let trace_duration = Field::Intrinsic(Intrinsic::TraceDuration);
+    let min = duration_param(&params, "minDuration")?;
+    let max = duration_param(&params, "maxDuration")?;
+    if let (Some(min), Some(max)) = (min, max) {
+        if min > max {
+            return Err(TempoError::bad("invalid maxDuration: must be greater than minDuration"));
+        }
+    }
+    if let Some(min) = min.filter(|&m| m > 0) {
+        filters.attributes.push(FieldExpr::compare(trace_duration.clone(), CmpOp::Ge, Static::Duration(min)));
+    }
+    if let Some(max) = max.filter(|&m| m > 0) {
+        filters.attributes.push(FieldExpr::compare(trace_duration, CmpOp::Le, Static::Duration(max)));
+    }
+    let limit: usize = uint(&params, "limit", 20)?;
+    if limit == 0 {
+        return Err(TempoError::bad("invalid limit: must be a positive number"));
+    }
+    let search = Search {
+        query: filters.to_query(traceql),
+        range: seconds_range(&params)?,
+        order: Order::Newest,
+        limit: limit.min(state.limits.max_limit),
+        spans_per_trace: uint(&params, "spss", 3)?,
+        cursor: None,
+    };
+    let result = clew_query::search(&*state.storage, &TenantId::default_tenant(), &search, &state.limits).await?;
+    let traces: Vec<_> = result.traces.iter().map(trace_metadata).collect();
+    Ok(Json(json!({
+        "traces": traces,
+        "metrics": { "inspectedTraces": result.inspected, "completedJobs": 1, "totalJobs": 1 },
+    })))
+}
+
+/// Tempo's `TraceSearchMetadata`. Clew finds one spanset per trace; it is both the deprecated
+/// `spanSet` and the only entry of `spanSets`.
+fn trace_metadata(summary: &TraceSummary) -> serde_json::Value {
+    let spans: Vec<_> = summary
+        .matched
+        .iter()
+        .map(|span| {
+            let mut attributes = vec![string_kv(clew_model::SERVICE_NAME, &span.service)];
+            attributes.extend(span.attributes.iter().map(|(key, value)| string_kv(key, value)));
+            json!({
+                "spanID": span.span_id,
+                "name": span.name,
+                "startTimeUnixNano": span.start_unix_nano.to_string(),
+                "durationNanos": span.duration_nanos.to_string(),
+                "attributes": attributes,
+            })
+        })
+        .collect();
+    let span_set = json!({ "spans": spans, "matched": summary.matched_count });
+    let service_stats: serde_json::Map<_, _> = summary
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), json!({ "spanCount": s.spans, "errorCount": s.errors })))
+        .collect();
+    let mut metadata = json!({
+        "traceID": summary.trace_id.to_string(),
+        "rootServiceName": if summary.root_missing { ROOT_NOT_RECEIVED } else { summary.root_service.as_str() },
+        "startTimeUnixNano": summary.start_unix_nano.to_string(),
+        "durationMs": summary.duration_nanos / 1_000_000,
+        "spanSet": span_set,
+        "spanSets": [span_set],
+        "serviceStats": service_stats,
+    });
+    if !summary.root_missing {
+        metadata["rootTraceName"] = json!(summary.root_name);
+    }
+    metadata
+}
+
+fn string_kv(key: &str, value: &str) -> serde_json::Value {
+    json!({ "key": key, "value": { "stringValue": value } })
+}
+
+/// Search filters from Tempo's logfmt `tags` (`service.name="api" http.status_code=500`): each
+/// tag must hold on the same span. `name`, `status`, `kind`, `duration` and the other TraceQL
+/// intrinsics are intrinsics; Tempo's older tags `status.code`, `error=true`, `root.name` and
+/// `root.service.name` mean what they meant there; anything else is an attribute of the span or
+/// its resource. A tag without a value asks that the attribute exist.
+fn tag_filters(text: &str) -> Result<Filters, TempoError> {
+    let invalid = |e: QueryError| match e {
+        QueryError::Invalid(message) => TempoError::bad(format!("invalid tags: {message}")),
+        other => other.into(),
+    };
+    let mut filters = Filters::default();
+    let mut seen = BTreeSet::new();
+    for (key, value) in logfmt(text).map_err(|e| TempoError::bad(format!("invalid tags: {e}")))? {
+        if !seen.insert(key.clone()) {
+            return Err(TempoError::bad(format!("invalid tags: tag {key} has been set twice")));
+        }
+        let value = value.unwrap_or_default();
+        let (key, value) = match (key.as_str(), value.as_str()) {
+            ("service.name" | "resource.service.name", v) if !v.is_empty() => {
+                filters.service = Some(value);
+                continue;
+            }
+            ("status.code", v) => ("status", v),
+            ("error", "true") => ("status", "error"),
+            ("root.name", v) => ("rootName", v),
+            ("root.service.name", v) => ("rootServiceName", v),
+            (k, v) => (k, v),
+        };
+        let field = clew_query::field(key).map_err(invalid)?;
+        let condition = match field {
+            Field::Intrinsic(_) if value.is_empty() => {
+                return Err(TempoError::bad(format!("invalid tags: tag {key} needs a value")));
+            }
+            Field::Intrinsic(_) => clew_query::attribute_filter(&format!("{key}={value}")).map_err(invalid)?,
+            field if value.is_empty() => FieldExpr::Exists { field, exists: true },
+            field => attribute_equals(field, value),
+        };
+        filters.attributes.push(condition);
+    }
+    Ok(filters)
+}
+
+/// `field = value`, where a value that reads as a number or boolean also matches that typed
+/// value: `http.status_code=500` finds both `500` and `"500"`.
+fn attribute_equals(field: Field, value: &str) -> FieldExpr {
+    let text = FieldExpr::compare(field.clone(), CmpOp::Eq, Static::Str(value.to_owned()));
+    let typed = if let Ok(i) = value.parse::<i64>() {
+        Static::Int(i)
+    } else if let Some(f) = value.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        Static::Float(f)
+    } else if value == "true" || value == "false" {
+        Static::Bool(value == "true")
+    } else {
+        return text;
+    };
+    FieldExpr::or(FieldExpr::compare(field, CmpOp::Eq, typed), text)
+}
+
+/// Splits logfmt text into `(key, value)` pairs; `None` for a bare key. Keys run to `=` or
+/// whitespace; values are bare (no `"` or `=`) or double-quoted with backslash escapes.
+fn logfmt(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let is_space = |c: char| c <= ' ';
+    let unexpected = |at: usize| format!("unexpected {:?} at position {}", chars[at], at + 1);
+    let mut pairs = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < chars.len() && is_space(chars[i]) {
+            i += 1;
+        }
+        if i == chars.len() {
+            return Ok(pairs);
+        }
+        let key_start = i;
+        while i < chars.len() && !is_space(chars[i]) && chars[i] != '=' && chars[i] != '"' {
+            i += 1;
+        }
+        if i == key_start || (i < chars.len() && chars[i] == '"') {
+            return Err(unexpected(i));
+        }
+        let key: String = chars[key_start..i].iter().collect();
+        if i == chars.len() || is_space(chars[i]) {
+            pairs.push((key, None));
+            continue;
+        }
+        i += 1; // '='
+        let mut value = String::new();
+        if i < chars.len() && chars[i] == '"' {
+            let open = i;
+            i += 1;
+            loop {
+                let Some(&c) = chars.get(i) else {
+                    return Err(format!("unterminated quoted value starting at position {}", open + 1));
+                };
+                i += 1;
+                match c {
+                    '"' => break,
+                    '\\' => {
+                        let escaped = chars.get(i).copied();
+                        i += 1;
+                        value.push(match escaped {
+                            Some('"') => '"',
+                            Some('\\') => '\\',
+                            Some('/') => '/',
+                            Some('n') => '\n',
+                            Some('t') => '\t',
+                            Some('r') => '\r',
+                            Some(other) => {
+                                return Err(format!("invalid escape \\{other} at position {}", i - 1));
+                            }
+                            None => return Err(format!("unterminated quoted value starting at position {}", open + 1)),
+                        });
+                    }
+                    c => value.push(c),
+                }
+            }
+            if i < chars.len() && !is_space(chars[i]) {
+                return Err(unexpected(i));
+            }
+        } else {
+            while i < chars.len() && !is_space(chars[i]) {
+                if chars[i] == '=' || chars[i] == '"' {
+                    return Err(unexpected(i));
+                }
+                value.push(chars[i]);
+                i += 1;
+            }
+        }
+        pairs.push((key, Some(value)));
+    }
+}
+
+/// Tempo's intrinsic tag names: the unscoped spellings, then the scoped ones.
+fn intrinsic_names() -> Vec<&'static str> {
+    let short = Intrinsic::ALL.into_iter().filter_map(Intrinsic::short_name);
+    short.chain(Intrinsic::ALL.into_iter().map(Intrinsic::canonical_name)).collect()
+}
+
+/// Scopes Tempo accepts that Clew keeps no tag names for.
+const EMPTY_SCOPES: [&str; 3] = ["event", "link", "instrumentation"];
+
+fn check_scope(scope: &str) -> Result<(), TempoError> {
+    match scope {
+        "" | "none" | "span" | "resource" | "intrinsic" => Ok(()),
+        s if EMPTY_SCOPES.contains(&s) => Ok(()),
+        other => Err(TempoError::bad(format!("invalid scope: {other}"))),
+    }
+}
+
+/// `GET /api/search/tags?scope=`: attribute names (intrinsics only when asked for by scope).
+async fn tags_v1(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, TempoError> {
+    let params = Params::parse(query.as_deref())?;
+    let scope = params.get("scope").unwrap_or("");
+    check_scope(scope)?;
+    let range = seconds_range(&params)?;
+    let names: Vec<String> = match scope {
+        "intrinsic" => intrinsic_names().into_iter().map(str::to_owned).collect(),
+        s if EMPTY_SCOPES.contains(&s) => Vec::new(),
+        _ => {
+            let catalog = state.storage.catalog(&TenantId::default_tenant(), range).await?;
+            match scope {
+                "span" => catalog.span_attributes,
+                "resource" => catalog.resource_attributes,
+                _ => {
+                    let all: BTreeSet<String> =
+                        catalog.span_attributes.into_iter().chain(catalog.resource_attributes).collect();
+                    all.into_iter().collect()
+                }
+            }
+        }
+    };
+    Ok(Json(json!({ "tagNames": names })))
+}
+
+/// `GET /api/v2/search/tags?scope=`: attribute names by scope, intrinsics included unless a
+/// single other scope is asked for.
+async fn tags_v2(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, TempoError> {
+    let params = Params::parse(query.as_deref())?;
+    let scope = params.get("scope").unwrap_or("");
+    check_scope(scope)?;
+    let range = seconds_range(&params)?;
+    let mut scopes = Vec::new();
+    if matches!(scope, "" | "none" | "span" | "resource") {
+        let catalog = state.storage.catalog(&TenantId::default_tenant(), range).await?;
+        if scope != "resource" {
+            scopes.push(json!({ "name": "span", "tags": catalog.span_attributes }));
+        }
+        if scope != "span" {
+            scopes.push(json!({ "name": "resource", "tags": catalog.resource_attributes }));
+        }
+    }
+    if matches!(scope, "" | "none" | "intrinsic") {
+        scopes.push(json!({ "name": "intrinsic", "tags": intrinsic_names() }));
+    }
+    Ok(Json(json!({ "scopes": scopes })))
+}
+
+/// The values `field` takes; none for durations, as in Tempo (they are not worth listing).
+async fn field_values(state: &AppState, field: &Field, params: &Params) -> Result<Vec<Value>, TempoError> {
+    if matches!(field, Field::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration)) {
+        return Ok(Vec::new());
+    }
+    let limit = uint(params, "limit", VALUES_LIMIT.0)?.min(VALUES_LIMIT.1);
+    Ok(crate::values(state, field, seconds_range(params)?, limit).await?)
+}
+
+fn value_text(value: &Value) -> Option<(&'static str, String)> {
+    match value {
+        Value::Str(s) => Some(("string", s.clone())),
+        Value::Int(i) => Some(("int", i.to_string())),
+        Value::Float(f) => Some(("float", f.to_string())),
+        Value::Bool(b) => Some(("bool", b.to_string())),
+        Value::Other => None,
+    }
+}
+
+/// `GET /api/search/tag/{tag}/values`: `tag` is an attribute name as Tempo's tag search spells
+/// it (`service.name`, `http.method`, `status.code`) or an intrinsic.
+async fn tag_values_v1(
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, TempoError> {
+    let params = Params::parse(query.as_deref())?;
+    let name = if tag == "status.code" { "status" } else { tag.as_str() };
+    let field = clew_query::field(name)?;
+    let values = field_values(&state, &field, &params).await?;
+    let values: Vec<String> = values.iter().filter_map(value_text).map(|(_, text)| text).collect();
+    Ok(Json(json!({ "tagValues": values })))
+}
+
+/// `GET /api/v2/search/tag/{tag}/values`: `tag` is a TraceQL field (`resource.service.name`,
+/// `span.http.method`, `.foo`, `name`, `status`); values are typed, as text.
+async fn tag_values_v2(
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, TempoError> {
+    let params = Params::parse(query.as_deref())?;
+    let field = clew_query::field(&tag)?;
+    let keyword = matches!(field, Field::Intrinsic(Intrinsic::Status | Intrinsic::Kind));
+    let values = field_values(&state, &field, &params).await?;
+    let values: Vec<_> = values
+        .iter()
+        .filter_map(value_text)
+        .map(|(kind, value)| json!({ "type": if keyword { "keyword" } else { kind }, "value": value }))
+        .collect();
+    Ok(Json(json!({ "tagValues": values })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(text: &str) -> Vec<(String, Option<String>)> {
+        logfmt(text).unwrap()
+    }
+
+    #[test]
+    fn logfmt_reads_bare_quoted_and_empty_values() {
+        let some = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+        assert_eq!(
+            pairs(r#" service.name="my api"  http.status_code=500 name=GET empty= flag "#),
+            vec![
+                some("service.name", "my api"),
+                some("http.status_code", "500"),
+                some("name", "GET"),
+                some("empty", ""),
+                ("flag".to_owned(), None)
+            ]
+        );
+        assert_eq!(pairs(r#"msg="say \"hi\"\n" path=/a/b"#), vec![some("msg", "say \"hi\"\n"), some("path", "/a/b")]);
+        assert!(pairs("").is_empty());
+    }
+
+    #[test]
+    fn logfmt_rejects_malformed_text_with_a_position() {
+        assert_eq!(logfmt(r#"a="open"#).unwrap_err(), "unterminated quoted value starting at position 3");
+        assert_eq!(logfmt("a=b=c").unwrap_err(), "unexpected '=' at position 4");
+        assert_eq!(logfmt("=b").unwrap_err(), "unexpected '=' at position 1");
+        assert_eq!(logfmt(r#"a="b"c"#).unwrap_err(), "unexpected 'c' at position 6");
+        assert_eq!(logfmt(r#"a"b=1"#).unwrap_err(), "unexpected '\"' at position 2");
+        assert!(logfmt(r#"a="\q""#).unwrap_err().contains("invalid escape"));
+    }
+
+    #[test]
+    fn tags_become_one_span_filter() {
+        let query = |tags: &str| tag_filters(tags).unwrap().to_query(None).to_string();
+        assert_eq!(
+            query(r#"service.name="api" name="GET /x" status=error"#),
+            "{ resource.service.name = \"api\" && span:name = \"GET /x\" && span:status = error }"
+        );
+        assert_eq!(query("http.status_code=500"), "{ .http.status_code = 500 || .http.status_code = \"500\" }");
+        assert_eq!(query("kind=server retry=true"), "{ span:kind = server && (.retry = true || .retry = \"true\") }");
+        assert_eq!(query("error=true user.id"), "{ span:status = error && .user.id != nil }");
+        let message = |tags: &str| tag_filters(tags).unwrap_err().0.to_string();
+        assert!(message("a=1 a=2").contains("tag a has been set twice"));
+        assert!(message("duration=fast").starts_with("invalid tags: "));
+        assert!(message("a=\"x").starts_with("invalid tags: unterminated"));
+    }
+
+    #[test]
+    fn short_trace_ids_are_left_padded() {
+        assert_eq!(trace_id("abc").unwrap().to_string(), format!("{}abc", "0".repeat(29)));
+        assert!(trace_id("xyz").unwrap_err().0.to_string().contains("invalid character 'x' at position 1"));
+        assert!(trace_id(&"1".repeat(33)).unwrap_err().0.to_string().contains("larger than 128 bits"));
+        assert!(trace_id("000").unwrap_err().0.to_string().contains("all zeros"));
+    }
+}
