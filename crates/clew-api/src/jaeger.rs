@@ -9,18 +9,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clew_jaeger::{DependencyLink, Operation, ResponseError, Trace};
 use clew_model::{assemble, SpanId, SpanRow, TenantId, TraceId};
-use clew_query::{Filters, Limits, Order, QueryError, Search, TimeRange};
+use clew_query::{Filters, Limits, Order, Search, TimeRange};
 use clew_storage::StorageError;
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static, StatusValue};
 
 use crate::params::Params;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ErrorFormat, Failure};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -50,56 +50,22 @@ const TRACE_NOT_FOUND: &str = "trace not found";
 type Result<T, E = JaegerError> = std::result::Result<T, E>;
 
 /// A failed request, answered as Jaeger answers one: the status, and the envelope with
-/// `"data": null` and `"errors": [{"code": <status>, "msg": ...}]`. Internal failures are
-/// logged here and shown to the client only as a generic message.
+/// `"data": null` and `"errors": [{"code": <status>, "msg": ...}]`.
+pub(crate) type JaegerError = Failure<Jaeger>;
+
 #[derive(Debug)]
-pub(crate) struct JaegerError(ApiError);
+pub(crate) struct Jaeger;
+
+impl ErrorFormat for Jaeger {
+    const API: &'static str = "jaeger";
+
+    fn body(status: StatusCode, _: &'static str, message: String) -> Response {
+        (status, Json(clew_jaeger::Response::error(status.as_u16(), message))).into_response()
+    }
+}
 
 fn bad_request(message: impl Into<String>) -> JaegerError {
-    JaegerError(ApiError::BadRequest(message.into()))
-}
-
-impl From<ApiError> for JaegerError {
-    fn from(e: ApiError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<QueryError> for JaegerError {
-    fn from(e: QueryError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl From<StorageError> for JaegerError {
-    fn from(e: StorageError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl From<clew_jaeger::JaegerError> for JaegerError {
-    fn from(e: clew_jaeger::JaegerError) -> Self {
-        bad_request(e.to_string())
-    }
-}
-
-impl IntoResponse for JaegerError {
-    fn into_response(self) -> Response {
-        let (status, _) = self.0.status_and_code();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "jaeger api request failed");
-            "internal error; see the server log".to_owned()
-        } else {
-            self.0.to_string()
-        };
-        let mut response = (status, Json(clew_jaeger::Response::error(status.as_u16(), message))).into_response();
-        if let ApiError::Storage(e) = &self.0 {
-            if let Some(retry_after) = e.retry_after() {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
-            }
-        }
-        response
-    }
+    JaegerError::bad_request(message)
 }
 
 /// A successful answer in Jaeger's envelope, `total` being the number of items in `data`.
@@ -348,7 +314,7 @@ async fn trace(
     let id = clew_jaeger::parse_trace_id(&trace_id)?;
     let rows = state.storage.trace(&TenantId::default_tenant(), id).await?;
     if rows.is_empty() {
-        return Err(JaegerError(ApiError::NotFound(TRACE_NOT_FOUND.to_owned())));
+        return Err(ApiError::NotFound(TRACE_NOT_FOUND.to_owned()).into());
     }
     Ok(answer(vec![to_jaeger(id, rows)?]))
 }

@@ -11,11 +11,12 @@ mod params;
 mod tempo;
 mod zipkin;
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -61,16 +62,84 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl From<clew_jaeger::JaegerError> for ApiError {
+    fn from(e: clew_jaeger::JaegerError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+/// How one API family writes a failure: the native API's JSON, Jaeger's envelope, Tempo's and
+/// Zipkin's plain text.
+pub(crate) trait ErrorFormat {
+    /// Names the API in logs.
+    const API: &'static str;
+    fn body(status: StatusCode, code: &'static str, message: String) -> Response;
+}
+
+/// An [`ApiError`] answered in format `F`: the status of [`ApiError::status_and_code`],
+/// `Retry-After` when a retry can succeed; internal failures are logged here and shown to the
+/// client only by their kind.
+#[derive(Debug)]
+pub(crate) struct Failure<F>(ApiError, PhantomData<F>);
+
+impl<F> Failure<F> {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self(ApiError::BadRequest(message.into()), PhantomData)
+    }
+}
+
+impl<F, E: Into<ApiError>> From<E> for Failure<F> {
+    fn from(e: E) -> Self {
+        Self(e.into(), PhantomData)
+    }
+}
+
+impl<F: ErrorFormat> IntoResponse for Failure<F> {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let (status, code) = self.0.status_and_code();
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "api request failed");
+            tracing::error!(api = F::API, error = %self.0, "api request failed");
             "internal error; see the server log".to_owned()
         } else {
-            self.to_string()
+            self.0.to_string()
         };
+        let mut response = F::body(status, code, message);
+        if let ApiError::Storage(e) = &self.0 {
+            if let Some(retry_after) = e.retry_after() {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            }
+        }
+        response
+    }
+}
+
+/// The native API's format: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug)]
+pub(crate) struct Native;
+
+impl ErrorFormat for Native {
+    const API: &'static str = "native";
+
+    fn body(status: StatusCode, code: &'static str, message: String) -> Response {
         (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+    }
+}
+
+/// Tempo's and Zipkin's format: the message as plain text.
+#[derive(Debug)]
+pub(crate) struct PlainText;
+
+impl ErrorFormat for PlainText {
+    const API: &'static str = "tempo/zipkin";
+
+    fn body(status: StatusCode, _: &'static str, message: String) -> Response {
+        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        Failure::<Native>::from(self).into_response()
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -22,7 +22,7 @@ use prost::Message;
 use serde_json::json;
 
 use crate::params::Params;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Failure, PlainText};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -44,46 +44,8 @@ const VALUES_LIMIT: (usize, usize) = (1000, 10_000);
 
 const PROTOBUF: &str = "application/protobuf";
 
-/// An [`ApiError`] answered as Tempo answers failures: the status and a plain-text message.
-#[derive(Debug)]
-pub(crate) struct TempoError(ApiError);
-
-impl TempoError {
-    fn bad(message: impl Into<String>) -> Self {
-        Self(ApiError::BadRequest(message.into()))
-    }
-}
-
-impl From<ApiError> for TempoError {
-    fn from(e: ApiError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<QueryError> for TempoError {
-    fn from(e: QueryError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl From<StorageError> for TempoError {
-    fn from(e: StorageError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl IntoResponse for TempoError {
-    fn into_response(self) -> Response {
-        let (status, _) = self.0.status_and_code();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "tempo api request failed");
-            "internal error; see the server log".to_owned()
-        } else {
-            self.0.to_string()
-        };
-        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
-    }
-}
+/// A failed request, answered as Tempo answers one: the status and a plain-text message.
+type TempoError = Failure<PlainText>;
 
 /// Tempo's `TraceByIDResponse`: a `tempopb.Trace` (wire-identical to OTLP `TracesData`) at
 /// field 1; `status` 0 (`COMPLETE`) is the protobuf default and so never written.
@@ -96,16 +58,16 @@ struct TraceByIdResponse {
 /// A trace ID as Tempo reads it: up to 32 hex digits, left-padded with zeros.
 fn trace_id(text: &str) -> Result<TraceId, TempoError> {
     if let Some((at, c)) = text.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        return Err(TempoError::bad(format!(
+        return Err(TempoError::bad_request(format!(
             "trace IDs can only contain hex characters: invalid character {c:?} at position {}",
             at + 1
         )));
     }
     if text.len() > 32 {
-        return Err(TempoError::bad("trace IDs can't be larger than 128 bits"));
+        return Err(TempoError::bad_request("trace IDs can't be larger than 128 bits"));
     }
     let padded = format!("{text:0>32}");
-    padded.parse().map_err(|e| TempoError::bad(format!("invalid trace ID {text:?}: {e}")))
+    padded.parse().map_err(|e| TempoError::bad_request(format!("invalid trace ID {text:?}: {e}")))
 }
 
 async fn fetch_trace(state: &AppState, text: &str) -> Result<(TraceId, TracesData), TempoError> {
@@ -181,9 +143,9 @@ async fn trace_v2(
 fn uint<T: std::str::FromStr>(params: &Params, name: &str, default: T) -> Result<T, TempoError> {
     match params.get(name) {
         None => Ok(default),
-        Some(text) => text
-            .parse()
-            .map_err(|_| TempoError::bad(format!("invalid {name}: expected a non-negative integer, got {text:?}"))),
+        Some(text) => text.parse().map_err(|_| {
+            TempoError::bad_request(format!("invalid {name}: expected a non-negative integer, got {text:?}"))
+        }),
     }
 }
 
@@ -193,7 +155,7 @@ fn seconds_range(params: &Params) -> Result<TimeRange, TempoError> {
     let end: Option<u64> = params.get("end").map(|_| uint(params, "end", 0)).transpose()?;
     if let (Some(start), Some(end)) = (start, end) {
         if end <= start {
-            return Err(TempoError::bad(format!(
+            return Err(TempoError::bad_request(format!(
                 "http parameter start must be before end. received start={start} end={end}"
             )));
         }
@@ -207,7 +169,9 @@ fn seconds_range(params: &Params) -> Result<TimeRange, TempoError> {
 fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, TempoError> {
     params
         .get(name)
-        .map(|text| clew_query::duration(name, text).map_err(|e| TempoError::bad(format!("invalid {name}: {e}"))))
+        .map(|text| {
+            clew_query::duration(name, text).map_err(|e| TempoError::bad_request(format!("invalid {name}: {e}")))
+        })
         .transpose()
 }
 
@@ -221,7 +185,7 @@ async fn search(
     let traceql = params
         .get("q")
         .filter(|q| !q.trim().is_empty())
-        .map(|q| clew_traceql::parse(q).map_err(|e| TempoError::bad(format!("invalid TraceQL query: {e}"))))
+        .map(|q| clew_traceql::parse(q).map_err(|e| TempoError::bad_request(format!("invalid TraceQL query: {e}"))))
         .transpose()?;
     let mut filters = match params.get("tags") {
         Some(tags) => tag_filters(tags)?,
@@ -233,7 +197,7 @@ async fn search(
     let max = duration_param(&params, "maxDuration")?;
     if let (Some(min), Some(max)) = (min, max) {
         if min > max {
-            return Err(TempoError::bad("invalid maxDuration: must be greater than minDuration"));
+            return Err(TempoError::bad_request("invalid maxDuration: must be greater than minDuration"));
         }
     }
     if let Some(min) = min.filter(|&m| m > 0) {
@@ -244,7 +208,7 @@ async fn search(
     }
     let limit: usize = uint(&params, "limit", 20)?;
     if limit == 0 {
-        return Err(TempoError::bad("invalid limit: must be a positive number"));
+        return Err(TempoError::bad_request("invalid limit: must be a positive number"));
     }
     let search = Search {
         query: filters.to_query(traceql),
@@ -312,14 +276,14 @@ fn string_kv(key: &str, value: &str) -> serde_json::Value {
 /// its resource. A tag without a value asks that the attribute exist.
 fn tag_filters(text: &str) -> Result<Filters, TempoError> {
     let invalid = |e: QueryError| match e {
-        QueryError::Invalid(message) => TempoError::bad(format!("invalid tags: {message}")),
+        QueryError::Invalid(message) => TempoError::bad_request(format!("invalid tags: {message}")),
         other => other.into(),
     };
     let mut filters = Filters::default();
     let mut seen = BTreeSet::new();
-    for (key, value) in logfmt(text).map_err(|e| TempoError::bad(format!("invalid tags: {e}")))? {
+    for (key, value) in logfmt(text).map_err(|e| TempoError::bad_request(format!("invalid tags: {e}")))? {
         if !seen.insert(key.clone()) {
-            return Err(TempoError::bad(format!("invalid tags: tag {key} has been set twice")));
+            return Err(TempoError::bad_request(format!("invalid tags: tag {key} has been set twice")));
         }
         let value = value.unwrap_or_default();
         let (key, value) = match (key.as_str(), value.as_str()) {
@@ -336,7 +300,7 @@ fn tag_filters(text: &str) -> Result<Filters, TempoError> {
         let field = clew_query::field(key).map_err(invalid)?;
         let condition = match field {
             Field::Intrinsic(_) if value.is_empty() => {
-                return Err(TempoError::bad(format!("invalid tags: tag {key} needs a value")));
+                return Err(TempoError::bad_request(format!("invalid tags: tag {key} needs a value")));
             }
             Field::Intrinsic(_) => clew_query::attribute_filter(&format!("{key}={value}")).map_err(invalid)?,
             field if value.is_empty() => FieldExpr::Exists { field, exists: true },
@@ -450,7 +414,7 @@ fn check_scope(scope: &str) -> Result<(), TempoError> {
     match scope {
         "" | "none" | "span" | "resource" | "intrinsic" => Ok(()),
         s if EMPTY_SCOPES.contains(&s) => Ok(()),
-        other => Err(TempoError::bad(format!("invalid scope: {other}"))),
+        other => Err(TempoError::bad_request(format!("invalid scope: {other}"))),
     }
 }
 

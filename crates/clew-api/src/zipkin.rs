@@ -16,12 +16,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clew_model::{assemble, SpanId, SpanRow, TenantId, TraceId};
-use clew_query::{Limits, Order, QueryError, Search, TimeRange};
+use clew_query::{Limits, Order, Search, TimeRange};
 use clew_storage::{StorageError, Target, Value};
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Query, SpansetExpr, Static, StatusValue};
 use clew_zipkin::keys;
@@ -29,7 +27,7 @@ use clew_zipkin::ZipkinSpan;
 use serde::Serialize;
 
 use crate::params::Params;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Failure, PlainText};
 
 const PREFIX: &str = "/zipkin/api/v2";
 
@@ -92,51 +90,11 @@ const DERIVED_TAGS: [&str; 9] = [
 
 type Result<T, E = ZipkinApiError> = std::result::Result<T, E>;
 
-/// An [`ApiError`] answered as Zipkin answers failures: the status and a plain-text message,
-/// with `Retry-After` when the store is overloaded. Internal failures are logged here and shown
-/// to the client only as a generic message.
-#[derive(Debug)]
-pub(crate) struct ZipkinApiError(ApiError);
+/// A failed request, answered as Zipkin answers one: the status and a plain-text message.
+type ZipkinApiError = Failure<PlainText>;
 
 fn bad_request(message: impl Into<String>) -> ZipkinApiError {
-    ZipkinApiError(ApiError::BadRequest(message.into()))
-}
-
-impl From<ApiError> for ZipkinApiError {
-    fn from(e: ApiError) -> Self {
-        Self(e)
-    }
-}
-
-impl From<QueryError> for ZipkinApiError {
-    fn from(e: QueryError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl From<StorageError> for ZipkinApiError {
-    fn from(e: StorageError) -> Self {
-        Self(e.into())
-    }
-}
-
-impl IntoResponse for ZipkinApiError {
-    fn into_response(self) -> Response {
-        let (status, _) = self.0.status_and_code();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "zipkin api request failed");
-            "internal error; see the server log".to_owned()
-        } else {
-            self.0.to_string()
-        };
-        let mut response = (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response();
-        if let ApiError::Storage(e) = &self.0 {
-            if let Some(retry_after) = e.retry_after() {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
-            }
-        }
-        response
-    }
+    ZipkinApiError::bad_request(message)
 }
 
 /// What names are listed from, and what `/remoteServices` searches: the longest range a search
