@@ -399,6 +399,26 @@ async fn clew_trace_prints_a_waterfall_and_explains_failures() {
 }
 
 #[tokio::test]
+async fn clew_search_prints_summaries_and_explains_bad_queries() {
+    let server = server();
+    grpc(&server).await.export(every_field_request([0x21; 16], now_nanos())).await.unwrap();
+    let url = server.http_url();
+    let output = run_clew(&["search", r#"{ resource.service.name = "checkout" && status = error }"#, "--server", &url]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.starts_with("TRACE ID"), "{stdout}");
+    assert!(stdout.contains(&"21".repeat(16)) && stdout.contains("checkout: GET /orders/1"), "{stdout}");
+
+    let output = run_clew(&["search", r#"{ resource.service.name = "nobody" }"#, "--server", &url, "--since", "5m"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no traces found"), "{output:?}");
+
+    let output = run_clew(&["search", "{ name = }", "--server", &url]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("400 Bad Request") && stderr.contains("line 1, column 10"), "{stderr}");
+}
+
+#[tokio::test]
 async fn health_and_metrics_report_ingest_and_storage() {
     let server = server();
     let ready = reqwest::get(format!("{}/health/ready", server.http_url())).await.unwrap();
