@@ -2,50 +2,18 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use clew_model::TenantId;
+use axum::http::StatusCode;
 use clew_storage::conformance::every_field_request;
 use clew_storage::Storage;
-use clew_store_local::{EngineOptions, LocalEngine};
-use http_body_util::BodyExt;
-use prometheus_client::registry::Registry;
-use tower::ServiceExt;
-
-struct App {
-    router: axum::Router,
-    engine: Arc<LocalEngine>,
-    draining: Arc<AtomicBool>,
-    _dir: tempfile::TempDir,
-}
-
-async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut registry = Registry::default();
-    let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
-    let draining = Arc::new(AtomicBool::new(false));
-    let router = clew_api::router(engine.clone(), Arc::new(registry), draining.clone());
-    App { router, engine, draining, _dir: dir }
-}
-
-async fn get(router: &axum::Router, uri: &str) -> (StatusCode, String) {
-    let response = router.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
+use clew_store_local::LocalEngine;
+use common::{app, get, json, write, App};
 
 #[tokio::test]
 async fn trace_by_id_returns_otlp_json() {
     let App { router, engine, _dir, .. } = app().await;
-    use clew_storage::SpanWriter;
-    engine
-        .write(&TenantId::default_tenant(), every_field_request([0xab; 16], 1_700_000_000_000_000_000))
-        .await
-        .unwrap();
+    write(&engine, every_field_request([0xab; 16], 1_700_000_000_000_000_000)).await;
     let (status, body) = get(&router, &format!("/api/v1/traces/{}", "ab".repeat(16))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -100,14 +68,9 @@ async fn health_and_metrics_answer() {
 /// Writes `every_field_request` (service checkout, span names `GET /orders/{1,2,3}`, status
 /// error, `http.response.status_code` 503) as it happens now, and returns its trace ID.
 async fn recent_trace(engine: &LocalEngine) -> String {
-    use clew_storage::SpanWriter;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    engine.write(&TenantId::default_tenant(), every_field_request([0xcd; 16], now - 1_000_000_000)).await.unwrap();
+    write(engine, every_field_request([0xcd; 16], now - 1_000_000_000)).await;
     "cd".repeat(16)
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap()
 }
 
 #[tokio::test]

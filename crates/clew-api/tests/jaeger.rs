@@ -3,81 +3,33 @@
 //! Jaeger's query API (`/jaeger/api`) driven with `oneshot` over the real embedded engine, with
 //! the JSON shapes Jaeger UI and Grafana read.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
-use clew_model::otlp::resource::v1::Resource;
+use clew_model::otlp::common::v1::any_value;
 use clew_model::otlp::trace::v1::span::SpanKind;
 use clew_model::otlp::trace::v1::status::StatusCode as OtlpStatus;
-use clew_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use clew_model::TenantId;
-use clew_storage::{SpanWriter, Storage};
-use clew_store_local::{EngineOptions, LocalEngine};
-use http_body_util::BodyExt;
-use prometheus_client::registry::Registry;
+use clew_model::otlp::trace::v1::Status;
+use clew_storage::Storage;
+use common::{hex as id, kv, on_node_1, span, text, App, SpanSpec, MILLI};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const CHECKOUT: [u8; 16] = [0xa1; 16];
 const HEALTH: [u8; 16] = [0xb2; 16];
 const CART: [u8; 16] = [0xc3; 16];
-const MILLI: u64 = 1_000_000;
 
-struct App {
-    router: axum::Router,
-    engine: Arc<LocalEngine>,
-    /// Start of the checkout trace, Unix nanoseconds (ten minutes ago).
-    base: u64,
-    _dir: tempfile::TempDir,
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
-}
-
-fn text(value: &str) -> any_value::Value {
-    any_value::Value::StringValue(value.into())
-}
-
-struct SpanSpec<'a> {
+/// A span of `millis` milliseconds with no attributes or status.
+fn spec(
+    trace: [u8; 16],
     id: u8,
     parent: Option<u8>,
-    name: &'a str,
+    name: &str,
     kind: SpanKind,
     start: u64,
     millis: u64,
-    attributes: Vec<KeyValue>,
-    status: Option<Status>,
-}
-
-fn span(trace: [u8; 16], s: SpanSpec<'_>) -> Span {
-    Span {
-        trace_id: trace.to_vec(),
-        span_id: vec![s.id; 8],
-        parent_span_id: s.parent.map(|p| vec![p; 8]).unwrap_or_default(),
-        name: s.name.into(),
-        kind: s.kind as i32,
-        start_time_unix_nano: s.start,
-        end_time_unix_nano: s.start + s.millis * MILLI,
-        attributes: s.attributes,
-        status: s.status,
-        ..Default::default()
-    }
-}
-
-fn service(name: &str, spans: Vec<Span>) -> ResourceSpans {
-    ResourceSpans {
-        resource: Some(Resource {
-            attributes: vec![kv("service.name", text(name)), kv("host.name", text("node-1"))],
-            ..Default::default()
-        }),
-        scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-        ..Default::default()
-    }
+) -> SpanSpec<'_> {
+    SpanSpec { parent, kind, ..common::spec(trace, id, name, start, millis * MILLI) }
 }
 
 /// Three traces, newest last:
@@ -86,92 +38,69 @@ fn service(name: &str, spans: Vec<Span>) -> ResourceSpans {
 /// - health: frontend `GET /health` (server, 1 ms, `http.status_code`=200);
 /// - cart: frontend `GET /cart` (server, 20 ms) → `call cart` (client) → cart `GetCart` (server).
 fn requests(base: u64) -> Vec<ExportTraceServiceRequest> {
-    let spec = |id, parent, name, kind, start, millis| SpanSpec {
-        id,
-        parent,
-        name,
-        kind,
-        start,
-        millis,
-        attributes: Vec::new(),
-        status: None,
-    };
     let checkout = ExportTraceServiceRequest {
         resource_spans: vec![
-            service(
+            on_node_1(
                 "frontend",
                 vec![
-                    span(
-                        CHECKOUT,
-                        SpanSpec {
-                            attributes: vec![
-                                kv("http.status_code", any_value::Value::IntValue(500)),
-                                kv("http.route", text("/checkout")),
-                            ],
-                            ..spec(1, None, "GET /checkout", SpanKind::Server, base, 50)
-                        },
-                    ),
-                    span(CHECKOUT, spec(2, Some(1), "call cart", SpanKind::Client, base + 5 * MILLI, 30)),
+                    span(SpanSpec {
+                        attributes: vec![
+                            kv("http.status_code", any_value::Value::IntValue(500)),
+                            kv("http.route", text("/checkout")),
+                        ],
+                        ..spec(CHECKOUT, 1, None, "GET /checkout", SpanKind::Server, base, 50)
+                    }),
+                    span(spec(CHECKOUT, 2, Some(1), "call cart", SpanKind::Client, base + 5 * MILLI, 30)),
                 ],
             ),
-            service(
+            on_node_1(
                 "cart",
-                vec![span(
-                    CHECKOUT,
-                    SpanSpec {
-                        status: Some(Status { code: OtlpStatus::Error as i32, message: "out of stock".into() }),
-                        ..spec(3, Some(2), "AddItem", SpanKind::Server, base + 10 * MILLI, 20)
-                    },
-                )],
+                vec![span(SpanSpec {
+                    status: Some(Status { code: OtlpStatus::Error as i32, message: "out of stock".into() }),
+                    ..spec(CHECKOUT, 3, Some(2), "AddItem", SpanKind::Server, base + 10 * MILLI, 20)
+                })],
             ),
         ],
     };
     let health = ExportTraceServiceRequest {
-        resource_spans: vec![service(
+        resource_spans: vec![on_node_1(
             "frontend",
-            vec![span(
-                HEALTH,
-                SpanSpec {
-                    attributes: vec![kv("http.status_code", any_value::Value::IntValue(200))],
-                    ..spec(1, None, "GET /health", SpanKind::Server, base + 1_000 * MILLI, 1)
-                },
-            )],
+            vec![span(SpanSpec {
+                attributes: vec![kv("http.status_code", any_value::Value::IntValue(200))],
+                ..spec(HEALTH, 1, None, "GET /health", SpanKind::Server, base + 1_000 * MILLI, 1)
+            })],
         )],
     };
     let cart_start = base + 2_000 * MILLI;
     let cart = ExportTraceServiceRequest {
         resource_spans: vec![
-            service(
+            on_node_1(
                 "frontend",
                 vec![
-                    span(CART, spec(1, None, "GET /cart", SpanKind::Server, cart_start, 20)),
-                    span(CART, spec(2, Some(1), "call cart", SpanKind::Client, cart_start + MILLI, 10)),
+                    span(spec(CART, 1, None, "GET /cart", SpanKind::Server, cart_start, 20)),
+                    span(spec(CART, 2, Some(1), "call cart", SpanKind::Client, cart_start + MILLI, 10)),
                 ],
             ),
-            service("cart", vec![span(CART, spec(3, Some(2), "GetCart", SpanKind::Server, cart_start + 2 * MILLI, 5))]),
+            on_node_1(
+                "cart",
+                vec![span(spec(CART, 3, Some(2), "GetCart", SpanKind::Server, cart_start + 2 * MILLI, 5))],
+            ),
         ],
     };
     vec![checkout, health, cart]
 }
 
-async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut registry = Registry::default();
-    let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
-    let router = clew_api::router(engine.clone(), Arc::new(registry), Arc::new(AtomicBool::new(false)));
+/// The router over `requests`, and the start of the checkout trace, Unix nanoseconds (ten minutes
+/// ago).
+async fn app() -> (App, u64) {
     let base = clew_query::now_nanos() - 600 * 1_000 * MILLI;
-    for request in requests(base) {
-        engine.write(&TenantId::default_tenant(), request).await.unwrap();
-    }
-    App { router, engine, base, _dir: dir }
+    (common::app_with(requests(base)).await, base)
 }
 
+/// `GET uri`, with the answer parsed as JSON.
 async fn get(router: &axum::Router, uri: &str) -> (StatusCode, Value) {
-    let response = router.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let json =
-        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{uri}: {e}: {}", String::from_utf8_lossy(&body)));
+    let (status, body) = common::get(router, uri).await;
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{uri}: {e}: {body}"));
     (status, json)
 }
 
@@ -189,10 +118,6 @@ async fn data(router: &axum::Router, uri: &str) -> Value {
 async fn found(router: &axum::Router, query: &str) -> Vec<String> {
     let traces = data(router, &format!("/jaeger/api/traces?{query}")).await;
     traces.as_array().unwrap().iter().map(|t| t["traceID"].as_str().unwrap().to_owned()).collect()
-}
-
-fn id(trace: [u8; 16]) -> String {
-    trace.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn encoded(value: &str) -> String {
@@ -217,7 +142,7 @@ async fn assert_error(router: &axum::Router, uri: &str, status: StatusCode, mess
 
 #[tokio::test]
 async fn services_and_operations_are_listed() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     assert_eq!(data(&router, "/jaeger/api/services").await, json!(["cart", "frontend"]));
     assert_eq!(
         data(&router, "/jaeger/api/services/frontend/operations").await,
@@ -246,7 +171,7 @@ async fn services_and_operations_are_listed() {
 
 #[tokio::test]
 async fn search_filters_by_service_operation_tags_duration_and_time() {
-    let App { router, engine, base, _dir } = app().await;
+    let (App { router, engine, _dir, .. }, base) = app().await;
     let (checkout, health, cart) = (id(CHECKOUT), id(HEALTH), id(CART));
     let (checkout, health, cart) = (checkout.as_str(), health.as_str(), cart.as_str());
 
@@ -293,7 +218,7 @@ async fn search_filters_by_service_operation_tags_duration_and_time() {
 
 #[tokio::test]
 async fn search_by_trace_id_reports_missing_ones() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let missing = "cd".repeat(16);
     let uri = format!("/jaeger/api/traces?traceID={}&traceID={missing}", id(HEALTH));
     let (status, json) = get(&router, &uri).await;
@@ -306,7 +231,7 @@ async fn search_by_trace_id_reports_missing_ones() {
 
 #[tokio::test]
 async fn trace_by_id_has_jaegers_shape() {
-    let App { router, engine, base, _dir } = app().await;
+    let (App { router, engine, _dir, .. }, base) = app().await;
     let traces = data(&router, &format!("/jaeger/api/traces/{}", id(CHECKOUT))).await;
     let trace = &traces[0];
     assert_eq!(trace["traceID"], id(CHECKOUT));
@@ -352,7 +277,7 @@ async fn trace_by_id_has_jaegers_shape() {
 
 #[tokio::test]
 async fn dependencies_count_calls_between_services() {
-    let App { router, engine, base, _dir } = app().await;
+    let (App { router, engine, _dir, .. }, base) = app().await;
     let expected = json!([{"parent": "frontend", "child": "cart", "callCount": 2}]);
     assert_eq!(data(&router, "/jaeger/api/dependencies").await, expected);
     let millis = |nanos: u64| nanos / MILLI;
@@ -373,7 +298,7 @@ async fn dependencies_count_calls_between_services() {
 
 #[tokio::test]
 async fn bad_search_parameters_answer_in_jaegers_error_envelope() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let search = |query: &str| format!("/jaeger/api/traces?service=frontend&{query}");
     let (status, json) = get(&router, &search(&format!("tags={}", encoded("{\"a\":")))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

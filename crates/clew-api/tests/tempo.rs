@@ -2,23 +2,17 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
-use clew_model::otlp::resource::v1::Resource;
-use clew_model::otlp::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span, Status, TracesData};
-use clew_model::TenantId;
-use clew_storage::{SpanWriter, Storage};
-use clew_store_local::{EngineOptions, LocalEngine};
-use http_body_util::BodyExt;
-use prometheus_client::registry::Registry;
+use clew_model::otlp::common::v1::{any_value::Value, KeyValue};
+use clew_model::otlp::trace::v1::{span::SpanKind, Span, Status, TracesData};
+use clew_storage::Storage;
+use common::{get_request, hex, kv, on_node_1, send, spec, text, App, Reply, SpanSpec, MILLI as MS};
 use prost::Message;
 use serde_json::json;
-use tower::ServiceExt;
 
 /// The checkout trace: `frontend` calls `backend`, which calls its database; the root fails.
 const CHECKOUT: [u8; 16] = [0xa1; 16];
@@ -28,24 +22,6 @@ const HEALTH: [u8; 16] = [0xb2; 16];
 const SHORT: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0c, 0xde];
 /// A trace whose root span never arrived.
 const ORPHAN: [u8; 16] = [0xd4; 16];
-
-const MS: u64 = 1_000_000;
-
-struct App {
-    router: axum::Router,
-    engine: Arc<LocalEngine>,
-    /// Start of the checkout trace, Unix nanoseconds.
-    start: u64,
-    _dir: tempfile::TempDir,
-}
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
-}
-
-fn text(value: &str) -> Value {
-    Value::StringValue(value.into())
-}
 
 #[allow(clippy::too_many_arguments)]
 fn span(
@@ -59,42 +35,23 @@ fn span(
     status: i32,
     attributes: Vec<KeyValue>,
 ) -> Span {
-    Span {
-        trace_id: trace.to_vec(),
-        span_id: vec![id; 8],
-        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
-        name: name.into(),
-        kind: kind as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + duration,
+    common::span(SpanSpec {
+        parent,
+        kind,
         attributes,
         status: Some(Status { message: String::new(), code: status }),
-        ..Default::default()
-    }
+        ..spec(trace, id, name, start, duration)
+    })
 }
 
-fn resource_spans(service: &str, spans: Vec<Span>) -> ResourceSpans {
-    ResourceSpans {
-        resource: Some(Resource {
-            attributes: vec![kv("service.name", text(service)), kv("host.name", text("node-1"))],
-            ..Default::default()
-        }),
-        scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-        ..Default::default()
-    }
-}
-
-async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut registry = Registry::default();
-    let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
-    let router = clew_api::router(engine.clone(), Arc::new(registry), Arc::new(AtomicBool::new(false)));
+/// The router over the test traces, and the start of the checkout trace, Unix nanoseconds.
+async fn app() -> (App, u64) {
     let start = clew_query::now_nanos() - 120_000 * MS;
     let method = |m: &str| kv("http.method", text(m));
     let code = |c: i64| kv("http.status_code", Value::IntValue(c));
     let request = ExportTraceServiceRequest {
         resource_spans: vec![
-            resource_spans(
+            on_node_1(
                 "frontend",
                 vec![
                     span(
@@ -121,7 +78,7 @@ async fn app() -> App {
                     ),
                 ],
             ),
-            resource_spans(
+            on_node_1(
                 "backend",
                 vec![
                     span(
@@ -152,21 +109,10 @@ async fn app() -> App {
             ),
         ],
     };
-    engine.write(&TenantId::default_tenant(), request).await.unwrap();
-    App { router, engine, start, _dir: dir }
-}
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: Vec<u8>,
+    (common::app_with([request]).await, start)
 }
 
 impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-
     fn json(&self) -> serde_json::Value {
         assert_eq!(self.status, StatusCode::OK, "{}", self.text());
         assert!(self.content_type.starts_with("application/json"), "{}", self.content_type);
@@ -181,17 +127,8 @@ impl Reply {
     }
 }
 
-async fn send(router: &axum::Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type =
-        response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply { status, content_type, body }
-}
-
 async fn get(router: &axum::Router, uri: &str) -> Reply {
-    send(router, Request::get(uri).body(Body::empty()).unwrap()).await
+    send(router, get_request(uri)).await
 }
 
 async fn get_protobuf(router: &axum::Router, uri: &str) -> Reply {
@@ -213,10 +150,6 @@ fn trace_ids(body: &serde_json::Value) -> Vec<String> {
     body["traces"].as_array().unwrap().iter().map(|t| t["traceID"].as_str().unwrap().to_owned()).collect()
 }
 
-fn hex(id: [u8; 16]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn span_count(traces: &TracesData) -> usize {
     traces.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
 }
@@ -232,7 +165,7 @@ struct TraceByIdResponse {
 
 #[tokio::test]
 async fn echo_answers() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let reply = get(&router, "/tempo/api/echo").await;
     assert_eq!((reply.status, reply.text().as_str()), (StatusCode::OK, "echo"));
     engine.close().await.unwrap();
@@ -240,7 +173,7 @@ async fn echo_answers() {
 
 #[tokio::test]
 async fn trace_by_id_in_both_versions_and_formats() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let id = hex(CHECKOUT);
 
     let v1 = get(&router, &format!("/tempo/api/traces/{id}?start=1&end=2")).await.json();
@@ -272,7 +205,7 @@ async fn trace_by_id_in_both_versions_and_formats() {
 
 #[tokio::test]
 async fn unknown_and_malformed_trace_ids_are_plain_text_errors() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     for version in ["", "v2/"] {
         let missing = get(&router, &format!("/tempo/api/{version}traces/{}", "cd".repeat(16))).await;
         assert!(missing.error(StatusCode::NOT_FOUND).contains(&"cd".repeat(16)));
@@ -286,7 +219,7 @@ async fn unknown_and_malformed_trace_ids_are_plain_text_errors() {
 
 #[tokio::test]
 async fn traceql_search_returns_tempo_metadata() {
-    let App { router, engine, start, _dir } = app().await;
+    let (App { router, engine, _dir, .. }, start) = app().await;
     let q = r#"{ resource.service.name = "frontend" && span.http.status_code >= 500 }"#;
     let body = search(&router, &[("q", q), ("limit", "10"), ("spss", "5")]).await.json();
     assert_eq!(trace_ids(&body), [hex(CHECKOUT)], "{body}");
@@ -337,7 +270,7 @@ async fn traceql_search_returns_tempo_metadata() {
 
 #[tokio::test]
 async fn logfmt_tags_and_durations_filter_the_search() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let found = |params: &'static [(&'static str, &'static str)]| {
         let router = router.clone();
         async move { trace_ids(&search(&router, params).await.json()) }
@@ -360,7 +293,7 @@ async fn logfmt_tags_and_durations_filter_the_search() {
 
 #[tokio::test]
 async fn bad_searches_are_plain_text_400s() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let error = |params: &'static [(&'static str, &'static str)]| {
         let router = router.clone();
         async move { search(&router, params).await.error(StatusCode::BAD_REQUEST) }
@@ -388,7 +321,7 @@ async fn bad_searches_are_plain_text_400s() {
 
 #[tokio::test]
 async fn tag_names_by_scope() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let names = |body: serde_json::Value| -> Vec<String> {
         body["tagNames"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect()
     };
@@ -418,7 +351,7 @@ async fn tag_names_by_scope() {
 
 #[tokio::test]
 async fn tag_values_v1_and_v2() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let sorted = |values: &serde_json::Value| {
         let mut values = values.as_array().unwrap().clone();
         values.sort_by_key(|v| v.to_string());

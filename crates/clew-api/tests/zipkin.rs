@@ -3,24 +3,17 @@
 //! Zipkin's v2 query API (`/zipkin/api/v2`) driven with `oneshot` over the real embedded engine:
 //! spans written as OTLP, read back in Zipkin's JSON shape.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::StatusCode;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
-use clew_model::otlp::resource::v1::Resource;
+use clew_model::otlp::common::v1::{any_value, KeyValue};
 use clew_model::otlp::trace::v1::span::{Event, SpanKind};
 use clew_model::otlp::trace::v1::status::StatusCode as OtlpStatus;
-use clew_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use clew_model::TenantId;
-use clew_storage::{SpanWriter, Storage};
-use clew_store_local::{EngineOptions, LocalEngine};
-use http_body_util::BodyExt;
-use prometheus_client::registry::Registry;
+use clew_model::otlp::trace::v1::Status;
+use clew_storage::Storage;
+use common::{hex, kv, resource_spans, span, spec, App, SpanSpec, MILLI};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 /// frontend GET /checkout → frontend POST /pay (client, peer.service payments, failed) →
 /// payments charge (failed).
@@ -29,83 +22,20 @@ const CHECKOUT: [u8; 16] = [0xa1; 16];
 const HEALTH: [u8; 16] = [0xb2; 16];
 /// A 64-bit trace ID (upper half zero): audit export, calling `ledger`.
 const LEGACY: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0xc3, 0xc3, 0xc3, 0xc3, 0xc3, 0xc3, 0xc3, 0xc3];
-const MILLI: u64 = 1_000_000;
 
-struct App {
-    router: axum::Router,
-    engine: Arc<LocalEngine>,
-    /// Start of the checkout trace, Unix nanoseconds (ten minutes ago).
-    base: u64,
-    _dir: tempfile::TempDir,
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
-}
-
+/// A string attribute.
 fn text(key: &str, value: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(value.into()))
+    kv(key, common::text(value))
 }
 
-struct SpanSpec {
-    trace: [u8; 16],
-    id: u8,
-    parent: Option<u8>,
-    name: &'static str,
-    kind: SpanKind,
-    start: u64,
-    duration: u64,
-    attributes: Vec<KeyValue>,
-    events: Vec<Event>,
-    status: Option<(OtlpStatus, &'static str)>,
+/// A span status.
+fn status(code: OtlpStatus, message: &str) -> Option<Status> {
+    Some(Status { code: code as i32, message: message.into() })
 }
 
-fn span(spec: SpanSpec) -> Span {
-    Span {
-        trace_id: spec.trace.to_vec(),
-        span_id: vec![spec.id; 8],
-        parent_span_id: spec.parent.map(|p| vec![p; 8]).unwrap_or_default(),
-        name: spec.name.into(),
-        kind: spec.kind as i32,
-        start_time_unix_nano: spec.start,
-        end_time_unix_nano: spec.start + spec.duration,
-        attributes: spec.attributes,
-        events: spec.events,
-        status: spec.status.map(|(code, message)| Status { code: code as i32, message: message.into() }),
-        ..Default::default()
-    }
-}
-
-fn resource_spans(service: &str, extra: Vec<KeyValue>, spans: Vec<Span>) -> ResourceSpans {
-    let mut attributes = vec![text("service.name", service)];
-    attributes.extend(extra);
-    ResourceSpans {
-        resource: Some(Resource { attributes, ..Default::default() }),
-        scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-        ..Default::default()
-    }
-}
-
-fn spec(trace: [u8; 16], id: u8, name: &'static str, start: u64, duration: u64) -> SpanSpec {
-    SpanSpec {
-        trace,
-        id,
-        parent: None,
-        name,
-        kind: SpanKind::Server,
-        start,
-        duration,
-        attributes: Vec::new(),
-        events: Vec::new(),
-        status: None,
-    }
-}
-
-async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let mut registry = Registry::default();
-    let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
-    let router = clew_api::router(engine.clone(), Arc::new(registry), Arc::new(AtomicBool::new(false)));
+/// The router over the test traces, and the start of the checkout trace, Unix nanoseconds (ten
+/// minutes ago).
+async fn app() -> (App, u64) {
     let base = clew_query::now_nanos() - 600_000 * MILLI;
 
     let frontend = vec![
@@ -121,7 +51,7 @@ async fn app() -> App {
             kind: SpanKind::Client,
             attributes: vec![text("peer.service", "payments"), text("network.peer.address", "10.0.0.2")],
             events: vec![Event { time_unix_nano: base + 2 * MILLI, name: "retry".into(), ..Default::default() }],
-            status: Some((OtlpStatus::Error, "card declined")),
+            status: status(OtlpStatus::Error, "card declined"),
             ..spec(CHECKOUT, 2, "POST /pay", base + MILLI, 8 * MILLI)
         }),
         span(spec(HEALTH, 1, "GET /health", base + 60_000 * MILLI, MILLI)),
@@ -129,7 +59,7 @@ async fn app() -> App {
     let payments = vec![span(SpanSpec {
         parent: Some(2),
         attributes: vec![text("card.brand", "visa")],
-        status: Some((OtlpStatus::Error, "")),
+        status: status(OtlpStatus::Error, ""),
         ..spec(CHECKOUT, 3, "charge", base + 2 * MILLI, 5 * MILLI)
     })];
     let audit = vec![span(SpanSpec {
@@ -144,8 +74,7 @@ async fn app() -> App {
             resource_spans("audit", Vec::new(), audit),
         ],
     };
-    engine.write(&TenantId::default_tenant(), request).await.unwrap();
-    App { router, engine, base, _dir: dir }
+    (common::app_with([request]).await, base)
 }
 
 struct Answer {
@@ -169,18 +98,11 @@ impl Answer {
     }
 }
 
+/// `GET /zipkin/api/v2{uri}`.
 async fn get(router: &axum::Router, uri: &str) -> Answer {
-    let uri = format!("/zipkin/api/v2{uri}");
-    let response = router.clone().oneshot(Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let content_type =
-        response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Answer { status, content_type, body: String::from_utf8(body.to_vec()).unwrap() }
-}
-
-fn hex(trace: [u8; 16]) -> String {
-    trace.iter().map(|b| format!("{b:02x}")).collect()
+    let reply = common::send(router, common::get_request(&format!("/zipkin/api/v2{uri}"))).await;
+    let body = reply.text();
+    Answer { status: reply.status, content_type: reply.content_type, body }
 }
 
 /// The IDs of the traces a `/traces` answer holds, in order.
@@ -200,7 +122,7 @@ fn trace_ids(answer: &Answer) -> Vec<String> {
 
 #[tokio::test]
 async fn names_are_listed() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     assert_eq!(get(&router, "/services").await.json(), json!(["audit", "frontend", "payments"]));
     assert_eq!(
         get(&router, "/spans?serviceName=frontend").await.json(),
@@ -218,7 +140,7 @@ async fn names_are_listed() {
 
 #[tokio::test]
 async fn a_trace_reads_back_in_zipkin_shape() {
-    let App { router, engine, base, _dir } = app().await;
+    let (App { router, engine, _dir, .. }, base) = app().await;
     let spans = get(&router, &format!("/trace/{}", hex(CHECKOUT))).await.json();
     let spans = spans.as_array().unwrap();
     assert_eq!(spans.len(), 3);
@@ -258,7 +180,7 @@ async fn a_trace_reads_back_in_zipkin_shape() {
 
 #[tokio::test]
 async fn unknown_and_malformed_trace_ids_are_404_and_400() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let unknown = "d4".repeat(16);
     assert_eq!(
         get(&router, &format!("/trace/{unknown}")).await.failure(StatusCode::NOT_FOUND),
@@ -273,7 +195,7 @@ async fn unknown_and_malformed_trace_ids_are_404_and_400() {
 
 #[tokio::test]
 async fn several_traces_are_read_at_once() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let answer =
         get(&router, &format!("/traceMany?traceIds={},{},{}", hex(CHECKOUT), hex(HEALTH), "d4".repeat(16))).await;
     let traces = answer.json();
@@ -287,7 +209,7 @@ async fn several_traces_are_read_at_once() {
 
 #[tokio::test]
 async fn trace_search_keeps_zipkin_meaning() {
-    let App { router, engine, base, _dir } = app().await;
+    let (App { router, engine, _dir, .. }, base) = app().await;
     let (checkout, health, legacy) = (hex(CHECKOUT), hex(HEALTH), "c3c3c3c3c3c3c3c3".to_owned());
     let end_ts = clew_query::now_nanos() / MILLI;
     for (query, expected) in [
@@ -339,7 +261,7 @@ async fn trace_search_keeps_zipkin_meaning() {
 
 #[tokio::test]
 async fn bad_searches_are_400_with_the_problem_named() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     for (query, expected) in [
         ("maxDuration=10", "maxDuration is only valid with minDuration"),
         ("minDuration=0", "minDuration must be a positive number"),
@@ -358,7 +280,7 @@ async fn bad_searches_are_400_with_the_problem_named() {
 
 #[tokio::test]
 async fn dependencies_link_services_that_call_each_other() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let end_ts = clew_query::now_nanos() / MILLI;
     assert_eq!(
         get(&router, &format!("/dependencies?endTs={end_ts}")).await.json(),
@@ -371,7 +293,7 @@ async fn dependencies_link_services_that_call_each_other() {
 
 #[tokio::test]
 async fn tag_keys_and_values_autocomplete() {
-    let App { router, engine, _dir, .. } = app().await;
+    let (App { router, engine, _dir, .. }, _) = app().await;
     let keys = get(&router, "/autocompleteKeys").await.json();
     let keys: Vec<&str> = keys.as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
     assert_eq!(keys, ["card.brand", "http.request.method", "http.response.status_code"], "peer.service is no tag");

@@ -14,8 +14,8 @@ use crate::summary::{summarize, MatchedSpan, TraceSummary};
 use crate::trace::{evaluate, selected_text};
 use crate::{QueryError, Result};
 
-/// Traces evaluated in one read from the store.
-const BATCH: usize = 64;
+/// Most traces read from the store at once.
+const MAX_BATCH: usize = 256;
 
 /// The order of results. Ties are broken by trace ID, so the order is total.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -174,10 +174,16 @@ pub async fn search(
     let mut inspected = 0;
     let mut last = None;
     let mut truncated = None;
-    'pages: for batch in hits.chunks(BATCH) {
-        let ids: Vec<TraceId> = batch.iter().map(|h| h.trace_id).collect();
+    let mut next = 0;
+    // Load only as many traces as the page still needs, more when candidates turn out not to
+    // match (the conditions the store evaluates are wider than the query).
+    let mut batch = search.limit.min(MAX_BATCH);
+    'pages: while next < hits.len() && traces.len() < search.limit {
+        let chunk = &hits[next..(next + batch).min(hits.len())];
+        next += chunk.len();
+        let ids: Vec<TraceId> = chunk.iter().map(|h| h.trace_id).collect();
         let rows = reader.traces(tenant, &ids).await?;
-        for (hit, rows) in batch.iter().zip(rows) {
+        for (hit, rows) in chunk.iter().zip(rows) {
             if traces.len() == search.limit {
                 break 'pages;
             }
@@ -193,6 +199,7 @@ pub async fn search(
                 traces.push(summary);
             }
         }
+        batch = (batch * 2).min(MAX_BATCH);
     }
     let more = truncated.is_some() || (traces.len() == search.limit && last.is_some_and(|l| Some(&l) != hits.last()));
     let next_cursor = last

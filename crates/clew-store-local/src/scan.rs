@@ -30,10 +30,9 @@ use crate::segment::Segment;
 const SCAN_BATCH_ROWS: usize = 64 * 1024;
 
 /// What one segment contributes to a search: per trace-index entry, which conditions some span
-/// of the trace satisfied (bit `i` for condition `i`) and the trace's extent in this segment.
+/// of the trace satisfied (bit `i` for condition `i`).
 pub(crate) struct SegmentMatches {
     pub(crate) masks: Vec<u64>,
-    pub(crate) extents: Vec<(u64, u64)>,
 }
 
 fn invalid(what: String) -> io::Error {
@@ -79,64 +78,73 @@ pub(crate) fn complete(request: &FindRequest, mask: u64) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Segments
 
-/// The column a target reads in a segment, besides the span attribute blob.
-fn columns_for(target: &Target, segment: &Segment) -> Vec<String> {
-    let attr = |key: &str| {
-        let mut cols = vec!["attributes".to_owned()];
+/// The columns a target reads in a segment: the span attribute blob only when the key occurs
+/// there.
+fn columns_for(target: &Target, segment: &Segment) -> io::Result<Vec<String>> {
+    let attr = |key: &str| -> io::Result<Vec<String>> {
+        let mut cols = Vec::new();
+        if segment.residual_keys()?.contains(key) {
+            cols.push("attributes".to_owned());
+        }
         if segment.columns.iter().any(|c| c.key == key) {
             cols.push(format!("{PREFIX}{key}"));
         }
-        cols
+        Ok(cols)
     };
-    match target {
+    Ok(match target {
         Target::Name => vec!["name".into()],
         Target::Service => vec!["service_name".into()],
         Target::Kind => vec!["kind".into()],
         Target::Status => vec!["status_code".into()],
         Target::StatusMessage => vec!["status_message".into()],
         Target::Duration => vec!["duration_nanos".into()],
-        Target::SpanAttribute(key) => attr(key),
+        Target::SpanAttribute(key) => attr(key)?,
         Target::ResourceAttribute(_) => vec!["resource".into()],
         Target::AnyAttribute(key) => {
-            let mut cols = attr(key);
+            let mut cols = attr(key)?;
             cols.push("resource".into());
             cols
         }
-    }
+    })
 }
 
-/// A reader over `names` (and always start time and duration) of every row, or none when no
-/// start time of the segment falls in `range`; the resource column is read as a dictionary so
-/// that each distinct resource is decoded once per batch.
+/// Whether every start time of the segment falls in `range`, whether none does, from the
+/// row groups' statistics.
+fn coverage(segment: &Segment, range: TimeRange) -> (bool, bool) {
+    let metadata = segment.parquet.metadata();
+    let Ok(start_column) = segment.parquet.schema().index_of("start_time") else {
+        return (false, false);
+    };
+    let (mut all, mut none) = (true, true);
+    for g in 0..metadata.num_row_groups() {
+        match metadata.row_group(g).column(start_column).statistics() {
+            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(&min), Some(&max)) => {
+                    let (min, max) = (min as u64, max as u64);
+                    all &= range.contains(min) && range.contains(max);
+                    none &= max < range.start || min >= range.end;
+                }
+                _ => (all, none) = (false, false),
+            },
+            _ => (all, none) = (false, false),
+        }
+    }
+    (all, none)
+}
+
+/// A reader over the columns `names` of every row, or none when no start time of the segment
+/// falls in `range`; the resource column is read as a dictionary so that each distinct
+/// resource is decoded once per batch.
 fn reader(
     segment: &Segment,
     names: &[String],
     range: Option<TimeRange>,
 ) -> io::Result<Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>> {
     let schema = segment.parquet.schema();
-    let mut roots: Vec<usize> = ["start_time", "duration_nanos"]
-        .iter()
-        .copied()
-        .chain(names.iter().map(String::as_str))
-        .filter_map(|n| schema.index_of(n).ok())
-        .collect();
+    let mut roots: Vec<usize> = names.iter().filter_map(|n| schema.index_of(n).ok()).collect();
     roots.sort_unstable();
     roots.dedup();
-    let metadata = segment.parquet.metadata();
-    let start_column = schema.index_of("start_time").map_err(|e| invalid(e.to_string()))?;
-    // Rows are in trace order, so start times rarely rule out a row group, but often a
-    // whole segment. (Reading every group keeps batch rows aligned with segment rows.)
-    let overlaps = |g: usize| {
-        let Some(range) = range else { return true };
-        match metadata.row_group(g).column(start_column).statistics() {
-            Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                (Some(&min), Some(&max)) => (min as u64) < range.end && (max as u64) >= range.start,
-                _ => true,
-            },
-            _ => true,
-        }
-    };
-    if !(0..metadata.num_row_groups()).any(overlaps) {
+    if range.is_some_and(|range| coverage(segment, range).1) {
         return Ok(None);
     }
     let hinted: Vec<Field> = schema
@@ -347,43 +355,92 @@ impl Segment {
     /// Evaluates `request` on this segment.
     pub(crate) fn find(&self, request: &FindRequest) -> io::Result<Option<SegmentMatches>> {
         let conditions = conditions(request);
-        let mut names: Vec<String> = Vec::new();
+        // Start times are read only when the range cuts through the segment.
+        let (within, _) = coverage(self, request.range);
+        let mut names: Vec<String> = if within { Vec::new() } else { vec!["start_time".into()] };
         for target in conditions.iter().flat_map(Condition::targets) {
-            names.extend(columns_for(target, self));
+            names.extend(columns_for(target, self)?);
         }
         let Some(reader) = reader(self, &names, Some(request.range))? else {
             return Ok(None);
         };
         let mut masks = vec![0u64; self.index.len()];
-        let mut extents = vec![(u64::MAX, 0u64); self.index.len()];
         let mut row = 0usize;
         let mut entry = 0usize;
         for batch in reader {
             let batch = batch.map_err(io::Error::other)?;
             let scanned = Batch::new(&batch)?;
-            let start = column::<TimestampNanosecondArray>(&batch, "start_time")?.values();
-            let duration = column::<UInt64Array>(&batch, "duration_nanos")?.values();
+            let start =
+                if within { None } else { Some(column::<TimestampNanosecondArray>(&batch, "start_time")?.values()) };
             let passes: Vec<Vec<bool>> = conditions.iter().map(|c| scanned.eval(c)).collect::<io::Result<_>>()?;
             for i in 0..batch.num_rows() {
                 let r = row + i;
                 while entry + 1 < self.index.len() && self.index[entry + 1].first_row as usize <= r {
                     entry += 1;
                 }
-                let begin = start[i] as u64;
-                let extent = &mut extents[entry];
-                extent.0 = extent.0.min(begin);
-                extent.1 = extent.1.max(begin.saturating_add(duration[i]));
-                if request.range.contains(begin) {
-                    for (bit, pass) in passes.iter().enumerate() {
-                        if pass[i] {
-                            masks[entry] |= 1 << bit;
-                        }
+                if start.is_some_and(|start| !request.range.contains(start[i] as u64)) {
+                    continue;
+                }
+                for (bit, pass) in passes.iter().enumerate() {
+                    if pass[i] {
+                        masks[entry] |= 1 << bit;
                     }
                 }
             }
             row += batch.num_rows();
         }
-        Ok(Some(SegmentMatches { masks, extents }))
+        Ok(Some(SegmentMatches { masks }))
+    }
+
+    /// Per trace-index entry, the trace's earliest start and latest end in this segment.
+    pub(crate) fn extents(&self) -> io::Result<&[(u64, u64)]> {
+        if let Some(extents) = self.extents.get() {
+            return Ok(extents);
+        }
+        let mut extents = vec![(u64::MAX, 0u64); self.index.len()];
+        let names = ["start_time".to_owned(), "duration_nanos".to_owned()];
+        let (mut row, mut entry) = (0usize, 0usize);
+        if let Some(reader) = reader(self, &names, None)? {
+            for batch in reader {
+                let batch = batch.map_err(io::Error::other)?;
+                let start = column::<TimestampNanosecondArray>(&batch, "start_time")?.values();
+                let duration = column::<UInt64Array>(&batch, "duration_nanos")?.values();
+                for i in 0..batch.num_rows() {
+                    while entry + 1 < self.index.len() && self.index[entry + 1].first_row as usize <= row + i {
+                        entry += 1;
+                    }
+                    if let Some(extent) = extents.get_mut(entry) {
+                        let begin = start[i] as u64;
+                        extent.0 = extent.0.min(begin);
+                        extent.1 = extent.1.max(begin.saturating_add(duration[i]));
+                    }
+                }
+                row += batch.num_rows();
+            }
+        }
+        Ok(self.extents.get_or_init(|| extents))
+    }
+
+    /// Keys that occur in the `attributes` column.
+    fn residual_keys(&self) -> io::Result<&std::collections::HashSet<String>> {
+        if let Some(keys) = self.residual_keys.get() {
+            return Ok(keys);
+        }
+        let mut keys = std::collections::HashSet::new();
+        if let Some(reader) = reader(self, &["attributes".to_owned()], None)? {
+            for batch in reader {
+                let batch = batch.map_err(io::Error::other)?;
+                let residual = column::<BinaryArray>(&batch, "attributes")?;
+                for blob in residual.iter().flatten().filter(|b| !b.is_empty()) {
+                    for kv in span_attributes(blob)? {
+                        if !keys.contains(&kv.key) {
+                            keys.insert(kv.key);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(self.residual_keys.get_or_init(|| keys))
     }
 
     /// What this segment holds: operations and attribute names.
@@ -422,7 +479,9 @@ impl Segment {
 
     /// Counts the values `target` takes on spans that start within `range`.
     pub(crate) fn count_values(&self, range: TimeRange, target: &Target, counts: &mut ValueCounts) -> io::Result<()> {
-        let Some(reader) = reader(self, &columns_for(target, self), Some(range))? else {
+        let mut names = columns_for(target, self)?;
+        names.push("start_time".into());
+        let Some(reader) = reader(self, &names, Some(range))? else {
             return Ok(());
         };
         for batch in reader {
@@ -671,7 +730,7 @@ impl Snapshot {
         for (segment, m) in self.segments.iter().zip(&matches) {
             let Some(m) = m else { continue };
             for (i, &mask) in m.masks.iter().enumerate().filter(|(_, m)| **m != 0) {
-                merge(found.entry(segment.index[i].trace_id).or_insert(EMPTY), mask, m.extents[i]);
+                found.entry(segment.index[i].trace_id).or_insert(EMPTY).0 |= mask;
             }
         }
         let mut head: HashMap<TraceId, Acc> = HashMap::new();
@@ -688,13 +747,13 @@ impl Snapshot {
         // Candidates and each segment's index are both sorted by trace ID, so one merge pass
         // per segment finds them (binary searches would miss the cache once per probe).
         hits.sort_unstable_by_key(|(trace_id, _)| *trace_id);
-        for (segment, m) in self.segments.iter().zip(&matches) {
-            let Some(m) = m else { continue };
-            let mut entries = segment.index.iter().enumerate().peekable();
+        for segment in &self.segments {
+            let extents = segment.extents()?;
+            let mut entries = segment.index.iter().zip(extents).peekable();
             for (trace_id, acc) in &mut hits {
-                while entries.next_if(|(_, e)| e.trace_id < *trace_id).is_some() {}
-                if let Some((i, _)) = entries.next_if(|(_, e)| e.trace_id == *trace_id) {
-                    merge(acc, 0, m.extents[i]);
+                while entries.next_if(|(e, _)| e.trace_id < *trace_id).is_some() {}
+                if let Some((_, extent)) = entries.next_if(|(e, _)| e.trace_id == *trace_id) {
+                    merge(acc, 0, *extent);
                 }
             }
         }

@@ -111,6 +111,12 @@ pub(crate) struct Segment {
     pub(crate) index: Vec<IndexEntry>,
     /// Operations and attribute names, computed on first use.
     pub(crate) catalog: std::sync::OnceLock<clew_storage::Catalog>,
+    /// Keys found in the `attributes` column (those without a dedicated column, or of another
+    /// type), computed on first use: a search for any other key skips that column.
+    pub(crate) residual_keys: std::sync::OnceLock<std::collections::HashSet<String>>,
+    /// Per trace-index entry, the earliest start and latest end of the trace's rows here: known
+    /// when the segment is written, read from the data on first use otherwise.
+    pub(crate) extents: std::sync::OnceLock<Vec<(u64, u64)>>,
 }
 
 fn schema(columns: &[AttrColumn]) -> SchemaRef {
@@ -435,6 +441,7 @@ pub(crate) struct SegmentWriter {
     columns: Vec<AttrColumn>,
     parents: ParentRefs,
     index: Vec<IndexEntry>,
+    extents: Vec<(u64, u64)>,
     rows: u32,
 }
 
@@ -465,6 +472,7 @@ impl SegmentWriter {
             columns,
             parents: ParentRefs::default(),
             index: Vec::new(),
+            extents: Vec::new(),
             rows: 0,
         })
     }
@@ -476,6 +484,13 @@ impl SegmentWriter {
         }
         for row in rows {
             index_row(&mut self.index, row.trace_id, self.rows);
+            if self.extents.len() < self.index.len() {
+                self.extents.push((u64::MAX, 0));
+            }
+            if let Some(extent) = self.extents.last_mut() {
+                extent.0 = extent.0.min(row.start_unix_nano);
+                extent.1 = extent.1.max(row.start_unix_nano.saturating_add(row.duration_nanos()));
+            }
             self.rows += 1;
         }
         let batch = to_batch(&self.schema, &self.columns, &mut self.parents, rows)?;
@@ -490,7 +505,9 @@ impl SegmentWriter {
         write_index(&index_path, &self.index)?;
         fs::rename(&self.tmp_parquet, &parquet_path)?;
         File::open(&self.dir)?.sync_all()?;
-        Segment::open(&parquet_path)
+        let segment = Segment::open(&parquet_path)?;
+        let _ = segment.extents.set(self.extents);
+        Ok(segment)
     }
 }
 
@@ -584,6 +601,8 @@ impl Segment {
             parquet,
             index,
             catalog: Default::default(),
+            residual_keys: Default::default(),
+            extents: Default::default(),
         })
     }
 

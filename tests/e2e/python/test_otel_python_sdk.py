@@ -24,17 +24,12 @@ import gzip
 import json
 import math
 import os
-import queue
 import re
-import signal
-import subprocess
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -62,10 +57,8 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import SpanContext, TraceFlags, TraceState
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-STARTUP_TIMEOUT_S = 30.0
-SHUTDOWN_TIMEOUT_S = 30.0
-LISTENING_LINE = re.compile(r"^clew listening http=(\S+) otlp_grpc=(\S+) otlp_http=(\S+)$")
+if TYPE_CHECKING:
+    from conftest import ClewServer
 
 # --------------------------------------------------------------------------
 # What the SDK is asked to record
@@ -250,89 +243,12 @@ def record_sample_trace(exporter: SpanExporter) -> RecordedTrace:
 
 
 # --------------------------------------------------------------------------
-# The server
+# Reading back from the server (the `clew` fixture is in conftest.py)
 # --------------------------------------------------------------------------
 
 
-@dataclass
-class ClewServer:
-    http: str
-    otlp_grpc: str
-    otlp_http: str
-    log_path: Path
-
-    def log_tail(self) -> str:
-        return tail(self.log_path)
-
-
-def tail(path: Path, lines: int = 80) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def clew_bin() -> str:
-    return os.environ.get("CLEW_BIN") or str(REPO_ROOT / "target" / "debug" / "clew")
-
-
-@pytest.fixture(scope="module")
-def clew(tmp_path_factory) -> Iterator[ClewServer]:
-    workdir = tmp_path_factory.mktemp("clew")
-    log_path = workdir / "clew.stderr.log"
-    binary = clew_bin()
-    if not Path(binary).is_file():
-        pytest.fail(f"clew binary not found at {binary!r}; build it or set CLEW_BIN")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                binary, "serve",
-                "--data-dir", str(workdir / "data"),
-                "--listen-http", "127.0.0.1:0",
-                "--listen-otlp-grpc", "127.0.0.1:0",
-                "--listen-otlp-http", "127.0.0.1:0",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-
-    # Read stdout on a thread so that waiting for the listening line can time out.
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump_stdout() -> None:
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put("")  # EOF: clew exited or closed stdout
-
-    threading.Thread(target=pump_stdout, daemon=True).start()
-
-    try:
-        first_line = lines.get(timeout=STARTUP_TIMEOUT_S)
-    except queue.Empty:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"clew printed no listening line within {STARTUP_TIMEOUT_S}s "
-                    f"(exit code {proc.returncode}); stderr:\n{tail(log_path)}")
-    match = LISTENING_LINE.match(first_line.strip())
-    if not match:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"unexpected first stdout line {first_line!r}; stderr:\n{tail(log_path)}")
-
-    yield ClewServer(*match.groups(), log_path=log_path)
-
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"clew did not exit within {SHUTDOWN_TIMEOUT_S}s of SIGTERM; stderr:\n{tail(log_path)}")
-    assert code == 0, f"clew exited with {code} after SIGTERM; stderr:\n{tail(log_path)}"
-
-
 def get_trace(server: ClewServer, trace_id: str) -> tuple[int, Any]:
-    url = f"http://{server.http}/api/v1/traces/{trace_id}"
+    url = server.url(f"/api/v1/traces/{trace_id}")
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.status, json.load(response)

@@ -18,17 +18,10 @@ Run:
 
 from __future__ import annotations
 
-import os
-import queue
-import re
-import signal
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import pytest
 import requests
@@ -37,11 +30,10 @@ from py_zipkin.encoding import Encoding
 from py_zipkin.transport import BaseTransportHandler
 from py_zipkin.zipkin import zipkin_span
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-STARTUP_TIMEOUT_S = 30.0
-SHUTDOWN_TIMEOUT_S = 30.0
+if TYPE_CHECKING:
+    from conftest import ClewServer
+
 READ_BACK_TIMEOUT_S = 5.0
-LISTENING_LINE = re.compile(r"^clew listening http=(\S+) otlp_grpc=(\S+) otlp_http=(\S+)$")
 
 SERVICE = "zipkin-e2e-frontend"
 REMOTE_SERVICE = "zipkin-e2e-payments"
@@ -52,84 +44,6 @@ CHILD_TAGS = {"payment.method": "card"}
 ANNOTATION = "payment.retry"
 
 T = TypeVar("T")
-
-# --------------------------------------------------------------------------
-# The server
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class ClewServer:
-    http: str
-    log_path: Path
-
-    def url(self, path: str) -> str:
-        return f"http://{self.http}{path}"
-
-    def log_tail(self, lines: int = 80) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def clew_bin() -> str:
-    return os.environ.get("CLEW_BIN") or str(REPO_ROOT / "target" / "debug" / "clew")
-
-
-@pytest.fixture(scope="module")
-def clew(tmp_path_factory) -> Iterator[ClewServer]:
-    workdir = tmp_path_factory.mktemp("clew")
-    log_path = workdir / "clew.stderr.log"
-    binary = clew_bin()
-    if not Path(binary).is_file():
-        pytest.fail(f"clew binary not found at {binary!r}; build it or set CLEW_BIN")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                binary, "serve",
-                "--data-dir", str(workdir / "data"),
-                "--listen-http", "127.0.0.1:0",
-                "--listen-otlp-grpc", "127.0.0.1:0",
-                "--listen-otlp-http", "127.0.0.1:0",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-
-    # Read stdout on a thread so that waiting for the listening line can time out.
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump_stdout() -> None:
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put("")  # EOF: clew exited or closed stdout
-
-    threading.Thread(target=pump_stdout, daemon=True).start()
-    server = ClewServer("", log_path)
-    try:
-        first_line = lines.get(timeout=STARTUP_TIMEOUT_S)
-    except queue.Empty:
-        first_line = ""
-    match = LISTENING_LINE.match(first_line.strip())
-    if not match:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"no listening line from clew (got {first_line!r}, exit code {proc.returncode}); "
-                    f"stderr:\n{server.log_tail()}")
-    server.http = match.group(1)
-
-    yield server
-
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"clew did not exit within {SHUTDOWN_TIMEOUT_S}s of SIGTERM; stderr:\n{server.log_tail()}")
-    assert code == 0, f"clew exited with {code} after SIGTERM; stderr:\n{server.log_tail()}"
-
 
 # --------------------------------------------------------------------------
 # Reporting with py_zipkin
