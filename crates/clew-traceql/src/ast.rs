@@ -542,12 +542,11 @@ impl Display for FieldExpr {
     }
 }
 
-/// Binding strength inside `{ }`: `||` < `&&` < comparisons < `!` and atoms. Must agree with the
-/// parser.
+/// Binding strength inside `{ }`: `&&` and `||` (equal, grouping from the left, as in Tempo)
+/// < comparisons < `!` and atoms. Must agree with the parser.
 fn field_precedence(e: &FieldExpr) -> u8 {
     match e {
-        FieldExpr::Or(..) => 1,
-        FieldExpr::And(..) => 2,
+        FieldExpr::Or(..) | FieldExpr::And(..) => 1,
         FieldExpr::Compare { .. } | FieldExpr::Exists { .. } => 3,
         FieldExpr::Not(_) | FieldExpr::Truthy(_) | FieldExpr::Static(_) => 4,
     }
@@ -566,9 +565,9 @@ fn write_field_expr(f: &mut Formatter<'_>, e: &FieldExpr, min: u8) -> fmt::Resul
             write_field_expr(f, r, 2)
         }
         FieldExpr::And(l, r) => {
-            write_field_expr(f, l, 2)?;
+            write_field_expr(f, l, 1)?;
             f.write_str(" && ")?;
-            write_field_expr(f, r, 3)
+            write_field_expr(f, r, 2)
         }
         // `!` binds tighter than comparisons, so anything but an atom needs parentheses.
         FieldExpr::Not(inner) => {

@@ -412,24 +412,15 @@ impl Parser {
     // Conditions inside `{ }`
     // -----------------------------------------------------------------------------------------
 
+    /// `&&` and `||` inside `{ }` bind equally and group from the left, as in Tempo's grammar:
+    /// `{ a || b && c }` is `{ (a || b) && c }`.
     fn or_condition(&mut self, after: Option<&Token>) -> Result<(FieldExpr, usize)> {
-        let (mut lhs, mut depth) = self.and_condition(after)?;
-        while self.peek()?.tok == Tok::OrOr {
-            let op = self.next()?;
-            let (rhs, rhs_depth) = self.and_condition(Some(&op))?;
-            depth = combined_depth(depth, rhs_depth, op.pos)?;
-            lhs = FieldExpr::or(lhs, rhs);
-        }
-        Ok((lhs, depth))
-    }
-
-    fn and_condition(&mut self, after: Option<&Token>) -> Result<(FieldExpr, usize)> {
         let (mut lhs, mut depth) = self.comparison(after)?;
-        while self.peek()?.tok == Tok::AndAnd {
+        while matches!(self.peek()?.tok, Tok::AndAnd | Tok::OrOr) {
             let op = self.next()?;
             let (rhs, rhs_depth) = self.comparison(Some(&op))?;
             depth = combined_depth(depth, rhs_depth, op.pos)?;
-            lhs = FieldExpr::and(lhs, rhs);
+            lhs = if op.tok == Tok::AndAnd { FieldExpr::and(lhs, rhs) } else { FieldExpr::or(lhs, rhs) };
         }
         Ok((lhs, depth))
     }

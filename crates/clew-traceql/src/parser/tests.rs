@@ -283,7 +283,9 @@ fn boolean_attributes_and_negation() {
 #[test]
 fn field_expression_precedence() {
     let (a, b, c) = (truthy("a"), truthy("b"), truthy("c"));
-    assert_eq!(cond("{ .a || .b && .c }"), FieldExpr::or(a.clone(), FieldExpr::and(b.clone(), c.clone())));
+    // `&&` and `||` bind equally and group from the left, as in Tempo's grammar.
+    assert_eq!(cond("{ .a || .b && .c }"), FieldExpr::and(FieldExpr::or(a.clone(), b.clone()), c.clone()));
+    assert_eq!(cond("{ .a || (.b && .c) }"), FieldExpr::or(a.clone(), FieldExpr::and(b.clone(), c.clone())));
     assert_eq!(cond("{ .a && .b || .c }"), FieldExpr::or(FieldExpr::and(a.clone(), b.clone()), c.clone()));
     assert_eq!(cond("{ (.a || .b) && .c }"), FieldExpr::and(FieldExpr::or(a.clone(), b.clone()), c.clone()));
     assert_eq!(cond("{ .a && .b && .c }"), FieldExpr::and(FieldExpr::and(a.clone(), b.clone()), c.clone()));
@@ -299,8 +301,8 @@ fn field_expression_precedence() {
             cmp(Field::any("z"), CmpOp::Eq, Static::Int(3)),
         )
     );
-    assert_eq!(canonical("{ (.a || .b) && .c }"), "{ (.a || .b) && .c }");
-    assert_eq!(canonical("{ .a || (.b && .c) }"), "{ .a || .b && .c }");
+    assert_eq!(canonical("{ (.a || .b) && .c }"), "{ .a || .b && .c }");
+    assert_eq!(canonical("{ .a || (.b && .c) }"), "{ .a || (.b && .c) }");
     assert_eq!(canonical("{ .a && (.b && .c) }"), "{ .a && (.b && .c) }");
     assert_eq!(canonical("{ ((.a)) }"), "{ .a }");
 }
