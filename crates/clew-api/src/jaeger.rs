@@ -41,9 +41,6 @@ const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
 const DEFAULT_SEARCH_LOOKBACK: u64 = 48 * NANOS_PER_HOUR;
 /// How far back `/dependencies` looks when `lookback` is absent (Jaeger's default).
 const DEFAULT_DEPENDENCY_LOOKBACK: u64 = 24 * NANOS_PER_HOUR;
-/// Traces read per page, and most pages read, when computing dependencies.
-const DEPENDENCY_PAGE: usize = 1000;
-const DEPENDENCY_PAGES: usize = 20;
 /// Jaeger's message for a trace the store does not hold.
 const TRACE_NOT_FOUND: &str = "trace not found";
 
@@ -331,9 +328,8 @@ fn to_jaeger(trace_id: TraceId, rows: Vec<SpanRow>) -> Result<Trace> {
 ///
 /// Computed on request from the traces the window holds: every span that starts in the window
 /// and whose parent is in the same trace but in another service counts one call from the
-/// parent's service to its own. At most [`DEPENDENCY_PAGES`] pages of [`DEPENDENCY_PAGE`]
-/// traces are read, newest first. A service-graph aggregation kept at ingest will replace this
-/// scan.
+/// parent's service to its own. At most [`crate::DEPENDENCY_TRACES`] traces are read, newest
+/// first. A service-graph aggregation kept at ingest will replace this scan.
 async fn dependencies(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -347,27 +343,8 @@ async fn dependencies(
         })?,
     };
     let range = clamp(clew_query::range(Some(end.saturating_sub(lookback)), Some(end))?, &state.limits);
-    let tenant = TenantId::default_tenant();
-    let mut search = Search {
-        query: Filters::default().to_query(None),
-        range,
-        order: Order::Newest,
-        limit: DEPENDENCY_PAGE.min(state.limits.max_limit),
-        spans_per_trace: 0,
-        cursor: None,
-    };
     let mut calls = BTreeMap::new();
-    for _ in 0..DEPENDENCY_PAGES {
-        let page = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
-        let ids: Vec<TraceId> = page.traces.iter().map(|t| t.trace_id).collect();
-        for rows in state.storage.traces(&tenant, &ids).await? {
-            count_calls(&rows, range, &mut calls);
-        }
-        match page.next_cursor {
-            Some(cursor) => search.cursor = Some(cursor.parse()?),
-            None => break,
-        }
-    }
+    crate::each_recent_trace(&state, range, |rows| count_calls(rows, range, &mut calls)).await?;
     let service = params.get("service");
     Ok(answer(
         calls

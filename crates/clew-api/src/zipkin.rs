@@ -54,9 +54,6 @@ const DEFAULT_LIMIT: usize = 10;
 /// Most pages of candidates `/traces` reads while conditions checked on Zipkin spans reject
 /// candidates, before it answers with what it has.
 const SEARCH_PAGES: usize = 10;
-/// Traces read per page, and most pages read, when computing dependencies.
-const DEPENDENCY_PAGE: usize = 1000;
-const DEPENDENCY_PAGES: usize = 20;
 /// Most values `/autocompleteValues` lists, and most `peer.service` values `/remoteServices`
 /// considers.
 const VALUES_LIMIT: usize = 1000;
@@ -468,33 +465,14 @@ struct DependencyLink {
 /// Computed on request from the traces the window holds: every span that starts in the window
 /// and whose parent is in the same trace but in another service counts one call from the
 /// parent's service to its own, an error when the child failed or the parent is a failed client
-/// or producer span. At most [`DEPENDENCY_PAGES`] pages of [`DEPENDENCY_PAGE`] traces are read,
+/// or producer span. At most [`crate::DEPENDENCY_TRACES`] traces are read,
 /// newest first.
 async fn dependencies(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<DependencyLink>>> {
     let params = Params::parse(query.as_deref())?;
     required(&params, "endTs")?;
     let range = window(&params, &state.limits, DEFAULT_LOOKBACK_MS)?;
-    let tenant = TenantId::default_tenant();
-    let mut search = Search {
-        query: Query { root: SpansetExpr::Filter(FieldExpr::Static(Static::Bool(true))) },
-        range,
-        order: Order::Newest,
-        limit: DEPENDENCY_PAGE.min(state.limits.max_limit),
-        spans_per_trace: 0,
-        cursor: None,
-    };
     let mut links = BTreeMap::new();
-    for _ in 0..DEPENDENCY_PAGES {
-        let page = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
-        let ids: Vec<TraceId> = page.traces.iter().map(|t| t.trace_id).collect();
-        for rows in state.storage.traces(&tenant, &ids).await? {
-            count_calls(&rows, range, &mut links);
-        }
-        match page.next_cursor {
-            Some(cursor) => search.cursor = Some(cursor.parse()?),
-            None => break,
-        }
-    }
+    crate::each_recent_trace(&state, range, |rows| count_calls(rows, range, &mut links)).await?;
     Ok(Json(
         links
             .into_iter()
