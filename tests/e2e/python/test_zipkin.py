@@ -33,7 +33,6 @@ from py_zipkin.zipkin import zipkin_span
 if TYPE_CHECKING:
     from conftest import ClewServer
 
-READ_BACK_TIMEOUT_S = 5.0
 
 SERVICE = "zipkin-e2e-frontend"
 REMOTE_SERVICE = "zipkin-e2e-payments"
@@ -89,11 +88,13 @@ def reported(clew: ClewServer) -> ReportedTrace:
         use_128bit_trace_id=True,
         binary_annotations=dict(ROOT_TAGS),
     ) as root:
-        with zipkin_span(service_name=SERVICE, span_name=CHILD_NAME, kind=Kind.CLIENT) as child:
+        # A child of measurable duration, given rather than waited for.
+        with zipkin_span(
+            service_name=SERVICE, span_name=CHILD_NAME, kind=Kind.CLIENT, timestamp=time.time(), duration=0.002
+        ) as child:
             child.update_binary_annotations(dict(CHILD_TAGS))
             child.add_annotation(ANNOTATION)
             child.add_sa_binary_annotation(port=9000, service_name=REMOTE_SERVICE, host="10.0.0.2")
-            time.sleep(0.002)  # a child of measurable duration
             child_id = child.zipkin_attrs.span_id
         root_attrs = root.zipkin_attrs
     assert transport.answers, "py_zipkin sent nothing"
@@ -111,33 +112,22 @@ def reported(clew: ClewServer) -> ReportedTrace:
 # --------------------------------------------------------------------------
 
 
-def poll(what: str, server: ClewServer, attempt: Callable[[], Optional[T]]) -> T:
-    """Calls `attempt` until it returns something, for up to READ_BACK_TIMEOUT_S."""
-    deadline = time.monotonic() + READ_BACK_TIMEOUT_S
-    last: Any = None
-    while True:
-        try:
-            result = attempt()
-            if result is not None:
-                return result
-        except (AssertionError, requests.RequestException, ValueError, KeyError, IndexError) as err:
-            last = err
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not there after {READ_BACK_TIMEOUT_S}s (last problem: {last!r}); "
-                        f"clew stderr:\n{server.log_tail()}")
-        time.sleep(0.1)
+def read(what: str, server: ClewServer, attempt: Callable[[], Optional[T]]) -> T:
+    """Calls `attempt` once: a 202 means the spans are stored and readable at once, so there is
+    nothing to wait for."""
+    try:
+        result = attempt()
+    except (AssertionError, requests.RequestException, ValueError, KeyError, IndexError) as err:
+        pytest.fail(f"{what}: {err!r}; clew stderr:\n{server.log_tail()}")
+    if result is None:
+        pytest.fail(f"{what}: not found right after the 202; clew stderr:\n{server.log_tail()}")
+    return result
 
 
 def get_json(server: ClewServer, path: str, **params: Any) -> Any:
     response = requests.get(server.url(path), params=params, timeout=10)
     assert response.status_code == 200, f"GET {path} answered {response.status_code} {response.text!r}"
     return response.json()
-
-
-def route_exists(server: ClewServer, path: str) -> bool:
-    """Whether the listener routes `path` (an unrouted path gets the native API's JSON 404)."""
-    response = requests.get(server.url(path), timeout=10)
-    return not (response.status_code == 404 and "no such endpoint" in response.text)
 
 
 def same_trace_id(a: str, b: str) -> bool:
@@ -154,7 +144,7 @@ def test_zipkin_trace_by_id(clew: ClewServer, reported: ReportedTrace):
         spans = get_json(clew, f"/zipkin/api/v2/trace/{reported.trace_id}")
         return spans if len(spans) == 2 else None
 
-    spans = {span["id"]: span for span in poll("Zipkin trace by ID", clew, attempt)}
+    spans = {span["id"]: span for span in read("Zipkin trace by ID", clew, attempt)}
     root, child = spans[reported.root_id], spans[reported.child_id]
     for span in (root, child):
         assert span["traceId"] == reported.trace_id
@@ -178,7 +168,7 @@ def test_zipkin_search_and_names(clew: ClewServer, reported: ReportedTrace):
         traces = get_json(clew, "/zipkin/api/v2/traces", serviceName=SERVICE, annotationQuery=ANNOTATION)
         return traces or None
 
-    traces = poll("Zipkin search by annotation", clew, attempt)
+    traces = read("Zipkin search by annotation", clew, attempt)
     assert [trace[0]["traceId"] for trace in traces] == [reported.trace_id]
     assert SERVICE in get_json(clew, "/zipkin/api/v2/services")
     assert sorted(get_json(clew, "/zipkin/api/v2/spans", serviceName=SERVICE)) == sorted([ROOT_NAME, CHILD_NAME])
@@ -190,14 +180,12 @@ def test_zipkin_search_and_names(clew: ClewServer, reported: ReportedTrace):
 
 
 def test_jaeger_trace_by_id(clew: ClewServer, reported: ReportedTrace):
-    if not route_exists(clew, "/jaeger/api/services"):
-        pytest.skip("this build has no Jaeger query API")
 
     def attempt():
         body = get_json(clew, f"/jaeger/api/traces/{reported.trace_id}")
         return body["data"][0] if len(body["data"][0]["spans"]) == 2 else None
 
-    trace = poll("Jaeger trace by ID", clew, attempt)
+    trace = read("Jaeger trace by ID", clew, attempt)
     assert same_trace_id(trace["traceID"], reported.trace_id)
     spans = {span["spanID"]: span for span in trace["spans"]}
     root, child = spans[reported.root_id], spans[reported.child_id]
@@ -218,29 +206,25 @@ def test_jaeger_trace_by_id(clew: ClewServer, reported: ReportedTrace):
 
 
 def test_jaeger_search_by_service(clew: ClewServer, reported: ReportedTrace):
-    if not route_exists(clew, "/jaeger/api/services"):
-        pytest.skip("this build has no Jaeger query API")
 
     def attempt():
         body = get_json(clew, "/jaeger/api/traces", service=SERVICE, lookback="1h")
         ids = [trace["traceID"] for trace in body["data"]]
         return ids or None
 
-    ids = poll("Jaeger search by service", clew, attempt)
+    ids = read("Jaeger search by service", clew, attempt)
     assert len(ids) == 1 and same_trace_id(ids[0], reported.trace_id), ids
     assert SERVICE in get_json(clew, "/jaeger/api/services")["data"]
 
 
 def test_tempo_trace_by_id(clew: ClewServer, reported: ReportedTrace):
-    if not route_exists(clew, "/tempo/api/echo"):
-        pytest.skip("this build has no Tempo query API")
 
     def attempt():
         body = get_json(clew, f"/tempo/api/traces/{reported.trace_id}")
         spans = [s for b in body["batches"] for ss in b.get("scopeSpans", []) for s in ss.get("spans", [])]
         return body if len(spans) == 2 else None
 
-    body = poll("Tempo trace by ID", clew, attempt)
+    body = read("Tempo trace by ID", clew, attempt)
     services = set()
     names = set()
     for batch in body["batches"]:
@@ -255,14 +239,12 @@ def test_tempo_trace_by_id(clew: ClewServer, reported: ReportedTrace):
 
 
 def test_tempo_traceql_search(clew: ClewServer, reported: ReportedTrace):
-    if not route_exists(clew, "/tempo/api/echo"):
-        pytest.skip("this build has no Tempo query API")
 
     def attempt():
         body = get_json(clew, "/tempo/api/search", q=f'{{ resource.service.name = "{SERVICE}" }}')
         return body.get("traces") or None
 
-    traces = poll("Tempo TraceQL search", clew, attempt)
+    traces = read("Tempo TraceQL search", clew, attempt)
     assert len(traces) == 1 and same_trace_id(traces[0]["traceID"], reported.trace_id), traces
     assert traces[0]["rootServiceName"] == SERVICE
     assert traces[0]["rootTraceName"] == ROOT_NAME
