@@ -255,18 +255,7 @@ fn clamp(range: TimeRange, limits: &Limits) -> TimeRange {
 /// status is an error, `span.kind`, `otel.status_code` and `otel.status_description` its kind,
 /// status and status message.
 fn tag_filter(key: &str, value: &str) -> FieldExpr {
-    let field = Field::any(key);
-    let mut expr = FieldExpr::compare(field.clone(), CmpOp::Eq, Static::Str(value.to_owned()));
-    let typed = if let Ok(int) = value.parse::<i64>() {
-        Some(Static::Int(int))
-    } else if let Some(float) = value.parse::<f64>().ok().filter(|f| f.is_finite()) {
-        Some(Static::Float(float))
-    } else {
-        value.parse::<bool>().ok().map(Static::Bool)
-    };
-    if let Some(typed) = typed {
-        expr = FieldExpr::or(expr, FieldExpr::compare(field, CmpOp::Eq, typed));
-    }
+    let expr = clew_query::text_equals(Field::any(key), value);
     let intrinsic = |intrinsic, value| FieldExpr::compare(Field::Intrinsic(intrinsic), CmpOp::Eq, value);
     let derived = match key {
         clew_jaeger::TAG_ERROR => {

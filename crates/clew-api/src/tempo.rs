@@ -304,27 +304,11 @@ fn tag_filters(text: &str) -> Result<Filters, TempoError> {
             }
             Field::Intrinsic(_) => clew_query::attribute_filter(&format!("{key}={value}")).map_err(invalid)?,
             field if value.is_empty() => FieldExpr::Exists { field, exists: true },
-            field => attribute_equals(field, value),
+            field => clew_query::text_equals(field, value),
         };
         filters.attributes.push(condition);
     }
     Ok(filters)
-}
-
-/// `field = value`, where a value that reads as a number or boolean also matches that typed
-/// value: `http.status_code=500` finds both `500` and `"500"`.
-fn attribute_equals(field: Field, value: &str) -> FieldExpr {
-    let text = FieldExpr::compare(field.clone(), CmpOp::Eq, Static::Str(value.to_owned()));
-    let typed = if let Ok(i) = value.parse::<i64>() {
-        Static::Int(i)
-    } else if let Some(f) = value.parse::<f64>().ok().filter(|f| f.is_finite()) {
-        Static::Float(f)
-    } else if value == "true" || value == "false" {
-        Static::Bool(value == "true")
-    } else {
-        return text;
-    };
-    FieldExpr::or(FieldExpr::compare(field, CmpOp::Eq, typed), text)
 }
 
 /// Splits logfmt text into `(key, value)` pairs; `None` for a bare key. Keys run to `=` or

@@ -314,18 +314,7 @@ fn tag_condition(key: &str, value: &str) -> Option<FieldExpr> {
     if DERIVED_TAGS.contains(&key) {
         return None;
     }
-    let field = Field::any(key);
-    let mut condition = equals(field.clone(), value);
-    let typed = if let Ok(int) = value.parse::<i64>() {
-        Some(Static::Int(int))
-    } else if let Some(float) = value.parse::<f64>().ok().filter(|f| f.is_finite()) {
-        Some(Static::Float(float))
-    } else {
-        value.parse::<bool>().ok().map(Static::Bool)
-    };
-    if let Some(typed) = typed {
-        condition = FieldExpr::or(condition, FieldExpr::compare(field, CmpOp::Eq, typed));
-    }
+    let condition = clew_query::text_equals(Field::any(key), value);
     let status = |status| FieldExpr::compare(Field::Intrinsic(Intrinsic::Status), CmpOp::Eq, Static::Status(status));
     let derived = match key {
         keys::ERROR => Some(status(StatusValue::Error)),
@@ -582,7 +571,7 @@ mod tests {
             query.to_query().to_string(),
             "{ resource.service.name = \"api\" && span:name = \"get\" } && \
              { resource.service.name = \"api\" && (span:duration >= 2us && span:duration <= 3999ns) } && \
-             { resource.service.name = \"api\" && (.http.status_code = \"500\" || .http.status_code = 500) }"
+             { resource.service.name = \"api\" && (.http.status_code = 500 || .http.status_code = \"500\") }"
         );
     }
 }

@@ -149,14 +149,8 @@ pub fn attribute_filter(text: &str) -> Result<FieldExpr> {
         Static::Regex(Pattern::new(raw.trim_matches('"')).map_err(|e| QueryError::invalid(e.to_string()))?)
     } else if let Some(quoted) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
         Static::Str(quoted.to_owned())
-    } else if let Ok(i) = raw.parse::<i64>() {
-        Static::Int(i)
-    } else if let Some(f) = raw.parse::<f64>().ok().filter(|f| f.is_finite()) {
-        Static::Float(f)
-    } else if raw == "true" || raw == "false" {
-        Static::Bool(raw == "true")
     } else {
-        Static::Str(raw.to_owned())
+        typed_literal(raw).unwrap_or_else(|| Static::Str(raw.to_owned()))
     };
     if matches!(key, Field::Intrinsic(_)) {
         // Intrinsics take typed values (`status=error`, `duration>1s`): the TraceQL parser reads
@@ -169,6 +163,29 @@ pub fn attribute_filter(text: &str) -> Result<FieldExpr> {
         }
     }
     Ok(FieldExpr::Compare { field: key, op, value })
+}
+
+/// The typed value `text` reads as: an integer, a finite float, `true` or `false`; `None` for
+/// other text.
+pub fn typed_literal(text: &str) -> Option<Static> {
+    if let Ok(i) = text.parse::<i64>() {
+        Some(Static::Int(i))
+    } else if let Some(f) = text.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        Some(Static::Float(f))
+    } else {
+        text.parse::<bool>().ok().map(Static::Bool)
+    }
+}
+
+/// `field = text` for filters that carry every value as text (Jaeger and Zipkin tags, Tempo's
+/// logfmt): text that reads as a number or boolean also matches that typed value, so
+/// `http.status_code=500` finds both `"500"` and `500`.
+pub fn text_equals(field: Field, text: &str) -> FieldExpr {
+    let as_text = FieldExpr::compare(field.clone(), CmpOp::Eq, Static::Str(text.to_owned()));
+    match typed_literal(text) {
+        Some(typed) => FieldExpr::or(FieldExpr::compare(field, CmpOp::Eq, typed), as_text),
+        None => as_text,
+    }
 }
 
 /// A duration such as `250ms`, `1.5s`, `1m30s` or `2h` (units `ns`, `us`/`µs`, `ms`, `s`, `m`,

@@ -16,7 +16,7 @@ mod trace;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use clew_storage::TimeRange;
-pub use filters::{attribute_filter, duration, field, kind, status, Filters};
+pub use filters::{attribute_filter, duration, field, kind, status, text_equals, typed_literal, Filters};
 pub use plan::{kind_code, plan, status_code, target_of};
 pub use search::{search, Cursor, Limits, Order, Search, SearchResult};
 pub use summary::{root_of, summarize, MatchedSpan, ServiceCount, TraceSummary, STATUS_ERROR};
