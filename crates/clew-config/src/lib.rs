@@ -44,6 +44,7 @@ pub struct Config {
     pub listen: ListenConfig,
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
+    pub rollups: RollupConfig,
 }
 
 /// Listener addresses. Addresses other than loopback are refused until authentication is
@@ -86,6 +87,37 @@ pub struct StorageConfig {
     pub compaction_target_spans: u64,
 }
 
+/// The per-minute aggregates behind the service map and RED metrics, kept as spans are stored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollupConfig {
+    /// Span or resource attributes the aggregates are kept by, so that the service map and
+    /// RED metrics can be filtered and grouped by them. Each multiplies the size of the
+    /// aggregates by its number of distinct values: choose attributes with few values.
+    pub dimensions: Vec<String>,
+    /// How long a span waits for the other side of a call (its parent or child in another
+    /// service) when they arrive separately; a client span nothing answered within it counts
+    /// as a call to an uninstrumented peer.
+    #[serde(with = "humantime_serde")]
+    pub pair_window: Duration,
+}
+
+impl Default for RollupConfig {
+    fn default() -> Self {
+        Self {
+            dimensions: [
+                "deployment.environment.name",
+                "deployment.environment",
+                "http.route",
+                "http.response.status_code",
+            ]
+            .map(String::from)
+            .to_vec(),
+            pair_window: Duration::from_secs(10),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -93,6 +125,7 @@ impl Default for Config {
             listen: ListenConfig::default(),
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
+            rollups: RollupConfig::default(),
         }
     }
 }

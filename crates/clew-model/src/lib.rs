@@ -21,6 +21,10 @@ pub use opentelemetry_proto::tonic as otlp;
 /// Resource attribute that names the service that emitted a span.
 pub const SERVICE_NAME: &str = "service.name";
 
+/// Span attribute recording how many spans a kept span stands for after sampling (a positive
+/// number; 1 when absent). Counts and rates are re-weighted with it.
+pub const SAMPLING_WEIGHT: &str = "clew.sampling.weight";
+
 /// Nanoseconds in one day; storage partitions spans by UTC day of their start time.
 pub const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 

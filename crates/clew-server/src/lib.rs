@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clew_config::Config;
 use clew_ingest::Ingest;
 use clew_storage::{Storage, StorageError};
-use clew_store_local::{EngineOptions, LocalEngine};
+use clew_store_local::{BuilderOptions, EngineOptions, LocalEngine};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -60,6 +60,11 @@ fn engine_options(config: &Config) -> EngineOptions {
         wal_max_pending_bytes: storage.wal_max_pending_bytes.as_u64(),
         compaction_min_segments: storage.compaction_min_segments,
         compaction_target_spans: storage.compaction_target_spans,
+        rollups: BuilderOptions {
+            dimensions: config.rollups.dimensions.clone(),
+            window: config.rollups.pair_window,
+            ..BuilderOptions::default()
+        },
         ..EngineOptions::new(&config.data_dir)
     }
 }
@@ -144,4 +149,16 @@ pub async fn run(
     storage.close().await.map_err(ServerError::Shutdown)?;
     tracing::info!("storage flushed; bye");
     api_result.and(otlp_http_result).and(grpc_result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollup_defaults_agree_with_the_configuration() {
+        let options = engine_options(&Config::default());
+        let defaults = BuilderOptions::default();
+        assert_eq!((options.rollups.dimensions, options.rollups.window), (defaults.dimensions, defaults.window));
+    }
 }

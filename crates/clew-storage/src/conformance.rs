@@ -12,7 +12,7 @@ use clew_model::otlp::resource::v1::Resource;
 use clew_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use clew_model::{assemble, TenantId, TraceId};
 
-use crate::{Condition, DynStorage, FindRequest, Op, Target, Test, TimeRange, Value as V};
+use crate::{Condition, DynStorage, Family, FindRequest, Op, RollupQuery, Target, Test, TimeRange, Value as V};
 
 /// Opens the backend under test.
 #[async_trait]
@@ -30,9 +30,11 @@ pub async fn run(harness: &mut impl Harness) {
     trace_written_in_parts_reads_whole(&store).await;
     find_by_conditions(&store).await;
     catalog_and_values(&store).await;
+    rollups_pair_calls(&store).await;
     store.close().await.expect("close");
     let store = harness.open().await;
     survives_reopen(&store).await;
+    rollups_survive_reopen(&store).await;
     store.close().await.expect("close");
 }
 
@@ -358,4 +360,132 @@ async fn catalog_and_values(store: &DynStorage) {
         assert!(other.operations.is_empty(), "catalog ({phase}): tenants are isolated");
         store.flush().await.expect("flush");
     }
+}
+
+/// One resource's spans: (span id, parent id or 0, kind, start offset ms, duration ms, error,
+/// attributes).
+type SpanSpec<'a> = (u8, u8, span::SpanKind, u64, u64, bool, Vec<KeyValue>);
+
+fn service_request(service: &str, trace: [u8; 16], start: u64, spans: Vec<SpanSpec<'_>>) -> ExportTraceServiceRequest {
+    let spans = spans
+        .into_iter()
+        .map(|(id, parent, kind, offset_ms, ms, error, attributes)| Span {
+            trace_id: trace.to_vec(),
+            span_id: vec![id; 8],
+            parent_span_id: if parent == 0 { Vec::new() } else { vec![parent; 8] },
+            name: format!("{service} op"),
+            kind: kind as i32,
+            start_time_unix_nano: start + offset_ms * 1_000_000,
+            end_time_unix_nano: start + (offset_ms + ms) * 1_000_000,
+            attributes,
+            status: error.then(|| Status { code: 2, message: "failed".into() }),
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", s(service)), kv("deployment.environment", s("prod"))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// (family, client, server, count, errors) of the calls in the whole rollup range.
+async fn calls(store: &DynStorage, t: &TenantId, start: u64) -> Vec<(Family, String, String, f64, f64)> {
+    let mut query = RollupQuery::minutes(start - 60_000_000_000, start + 120_000_000_000);
+    query.families = Family::EDGES.to_vec();
+    query.step_minutes = 10;
+    let mut calls: Vec<_> = store
+        .rollups(t, &query)
+        .await
+        .expect("rollups")
+        .into_sorted()
+        .into_iter()
+        .map(|(k, s)| (k.family, k.service.to_string(), k.name.to_string(), s.count, s.errors))
+        .collect();
+    calls.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    calls
+}
+
+async fn span_counts(
+    store: &DynStorage,
+    t: &TenantId,
+    start: u64,
+    filters: Vec<(String, String)>,
+) -> Vec<(String, f64, f64)> {
+    let mut query = RollupQuery::minutes(start - 60_000_000_000, start + 120_000_000_000);
+    query.families = vec![Family::Span];
+    query.step_minutes = 10;
+    query.filters = filters;
+    let mut per_service: Vec<(String, f64, f64)> = Vec::new();
+    for (key, stats) in store.rollups(t, &query).await.expect("rollups").into_sorted() {
+        match per_service.iter_mut().find(|(s, _, _)| **s == *key.service) {
+            Some(entry) => {
+                entry.1 += stats.count;
+                entry.2 += stats.errors;
+            }
+            None => per_service.push((key.service.to_string(), stats.count, stats.errors)),
+        }
+    }
+    per_service
+}
+
+const ROLLUP_TRACE: [u8; 16] = [0xd1; 16];
+
+/// The call frontend → cart arrives server side first; cart's call to redis waits for an
+/// answer that never comes, so it counts only once the wait ends (at the latest, at close).
+async fn rollups_pair_calls(store: &DynStorage) {
+    use span::SpanKind::{Client, Server};
+    let t = tenant("conformance-rollups");
+    let start = now_nanos();
+    let cart = service_request(
+        "cart",
+        ROLLUP_TRACE,
+        start,
+        vec![(3, 2, Server, 10, 40, true, vec![]), (4, 3, Client, 20, 10, false, vec![kv("db.system", s("redis"))])],
+    );
+    let frontend = service_request(
+        "frontend",
+        ROLLUP_TRACE,
+        start,
+        vec![(1, 0, Server, 0, 100, false, vec![]), (2, 1, Client, 5, 50, false, vec![])],
+    );
+    store.write(&t, cart).await.expect("write");
+    store.write(&t, frontend).await.expect("write");
+    for phase in ["head", "segments"] {
+        let call = (Family::Call, "frontend".to_owned(), "cart".to_owned(), 1.0, 1.0);
+        assert_eq!(calls(store, &t, start).await, [call], "rollups ({phase}): calls");
+        let spans = span_counts(store, &t, start, vec![]).await;
+        assert_eq!(
+            spans,
+            [("cart".to_owned(), 2.0, 1.0), ("frontend".to_owned(), 2.0, 0.0)],
+            "rollups ({phase}): spans"
+        );
+        let filtered = span_counts(store, &t, start, vec![("deployment.environment".into(), "dev".into())]).await;
+        assert!(filtered.is_empty(), "rollups ({phase}): dimension filter");
+        assert!(
+            calls(store, &tenant("conformance-rollups-other"), start).await.is_empty(),
+            "rollups ({phase}): tenants"
+        );
+        store.flush().await.expect("flush");
+    }
+}
+
+async fn rollups_survive_reopen(store: &DynStorage) {
+    let t = tenant("conformance-rollups");
+    let trace = TraceId::from_bytes(ROLLUP_TRACE).expect("non-zero");
+    let start = store.trace(&t, trace).await.expect("read").iter().map(|r| r.start_unix_nano).min().expect("stored");
+    let got = calls(store, &t, start).await;
+    assert_eq!(
+        got,
+        [
+            (Family::Call, "frontend".to_owned(), "cart".to_owned(), 1.0, 1.0),
+            (Family::Database, "cart".to_owned(), "redis".to_owned(), 1.0, 0.0),
+        ],
+        "rollups after reopen"
+    );
 }

@@ -15,6 +15,7 @@ use clew_model::{SpanRow, TenantId, TraceId};
 pub mod conformance;
 mod query;
 
+pub use clew_rollup::{Family, Key as RollupKey, Latency, Rollup, RollupQuery, Stats as RollupStats};
 pub use query::{Catalog, Condition, FindRequest, Op, Operation, Target, Test, TimeRange, TraceHit, Value, ValueRef};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -108,6 +109,13 @@ pub trait TraceReader: Send + Sync {
     /// Up to `limit` distinct values `target` takes on spans within `range`, most frequent
     /// first.
     async fn values(&self, tenant: &TenantId, range: TimeRange, target: &Target, limit: usize) -> Result<Vec<Value>>;
+
+    /// The per-minute aggregates of `tenant`'s spans and calls (see `clew-rollup`) that
+    /// `query` selects, regrouped as it asks. Covers everything acknowledged, stored or not.
+    async fn rollups(&self, tenant: &TenantId, query: &RollupQuery) -> Result<Rollup>;
+
+    /// The attributes rollups are kept by (what [`RollupQuery`] may filter and group by).
+    fn rollup_dimensions(&self) -> Vec<String>;
 }
 
 /// A complete backend, as the composition root holds it.

@@ -14,7 +14,7 @@ use clew_model::otlp::common::v1::{any_value, AnyValue};
 use clew_model::TraceId;
 
 /// Half-open range `[start, end)` of Unix nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimeRange {
     pub start: u64,
     pub end: u64,

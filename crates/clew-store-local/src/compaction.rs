@@ -1,5 +1,5 @@
 //! Compaction: merges the small segments of one tenant and day into one, streaming, so memory
-//! stays at a few batches per input whatever the segment sizes.
+//! stays at a few batches per input whatever the segment sizes; their rollups add up.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -107,5 +107,14 @@ pub(crate) fn merge(root: &Path, id: u64, inputs: &[Arc<Segment>], target_spans:
         }
     }
     writer.write(&out.iter().collect::<Vec<_>>())?;
-    writer.finish()
+    let mut rollup = clew_rollup::Rollup::default();
+    for (i, segment) in inputs.iter().enumerate() {
+        let part = crate::rollup_file::read(&crate::rollup_file::path_of(&segment.path))?;
+        if i == 0 {
+            rollup = part;
+        } else {
+            rollup.merge(part);
+        }
+    }
+    writer.finish(&rollup)
 }

@@ -10,6 +10,7 @@ mod attributes;
 mod compaction;
 mod head;
 mod metrics;
+mod rollup_file;
 mod scan;
 mod segment;
 mod wal;
@@ -20,11 +21,12 @@ use std::mem;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::{day_of, rows_from_request, SpanRow, TenantId, TraceId};
+use clew_rollup::{Builder, Observations, Rollup, RollupQuery, MINUTE_NANOS};
 use clew_storage::{
     Catalog, FindRequest, Result, SpanWriter, Storage, StorageError, Target, TimeRange, TraceHit, TraceReader, Value,
     WriteReceipt,
@@ -40,6 +42,8 @@ use crate::metrics::EngineMetrics;
 use crate::scan::Snapshot;
 use crate::segment::{FlushTag, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS};
 use crate::wal::Wal;
+
+pub use clew_rollup::BuilderOptions;
 
 /// How the engine sizes itself. The composition root fills this from the configuration.
 #[derive(Debug, Clone)]
@@ -60,6 +64,8 @@ pub struct EngineOptions {
     pub compaction_target_spans: u64,
     /// What refused writes are told to wait.
     pub retry_after: Duration,
+    /// How rollups (service map, RED metrics) are aggregated.
+    pub rollups: BuilderOptions,
 }
 
 impl EngineOptions {
@@ -73,6 +79,7 @@ impl EngineOptions {
             compaction_min_segments: 4,
             compaction_target_spans: 2_000_000,
             retry_after: Duration::from_secs(1),
+            rollups: BuilderOptions::default(),
         }
     }
 }
@@ -99,6 +106,9 @@ struct Inner {
     /// One compaction at a time.
     compaction_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+    /// Rollup builders per tenant; appends hold it from computing a request's aggregates to
+    /// adding them to the head.
+    builders: Mutex<Builders>,
     /// Segments of the frozen head that are on disk but not yet checkpointed and registered.
     unregistered: Mutex<Option<Vec<Segment>>>,
     pending_wal_bytes: Arc<Semaphore>,
@@ -138,7 +148,7 @@ impl LocalEngine {
                 .await
                 .map_err(|e| StorageError::internal("recover the data directory", e))??
         };
-        let Recovered { head, segments, next_segment_id, next_wal_seq } = opened;
+        let Recovered { head, builders, segments, next_segment_id, next_wal_seq } = opened;
         let wal_dir = options.data_dir.join("wal");
         let wal = Wal::start(wal_dir.clone(), next_wal_seq, metrics.clone()).map_err(io_err("start the WAL"))?;
         let mut by_tenant: BTreeMap<TenantId, Vec<Arc<Segment>>> = BTreeMap::new();
@@ -154,6 +164,7 @@ impl LocalEngine {
             flush_lock: tokio::sync::Mutex::new(()),
             compaction_lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(State { active: head, frozen: None, segments: by_tenant }),
+            builders: Mutex::new(builders),
             unregistered: Mutex::new(None),
             pending_wal_bytes: Arc::new(Semaphore::new(permits)),
             next_segment_id: Arc::new(AtomicU64::new(next_segment_id)),
@@ -201,8 +212,43 @@ pub struct EngineStats {
     pub segment_bytes: u64,
 }
 
+/// The rollup builders of every tenant, created on first use.
+struct Builders {
+    options: Arc<BuilderOptions>,
+    tenants: HashMap<TenantId, Builder>,
+}
+
+impl Builders {
+    fn new(options: &BuilderOptions) -> Self {
+        Self { options: Arc::new(options.clone()), tenants: HashMap::new() }
+    }
+
+    /// The aggregates spans `observed` complete, arriving now for `tenant`.
+    fn add(&mut self, tenant: &TenantId, observed: Observations) -> Rollup {
+        let options = &self.options;
+        let builder = self.tenants.entry(tenant.clone()).or_insert_with(|| Builder::new(options.clone()));
+        builder.add_observed(observed, Instant::now())
+    }
+
+    /// Ends the waits that are over (all of them when `all`), into `head`.
+    fn expire_into(&mut self, head: &mut Head, all: bool) {
+        let now = Instant::now();
+        for (tenant, builder) in &mut self.tenants {
+            let rollup = if all {
+                builder.finish()
+            } else {
+                let mut out = Rollup::new(builder.dimensions().to_vec());
+                builder.expire(now, &mut out);
+                out
+            };
+            head.add_rollup(tenant, rollup);
+        }
+    }
+}
+
 struct Recovered {
     head: Head,
+    builders: Builders,
     segments: Vec<Segment>,
     next_segment_id: u64,
     next_wal_seq: u64,
@@ -261,8 +307,12 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
         checkpoint = checkpoint.max(done);
         wal::checkpoint(&wal_dir, checkpoint).map_err(io_err("write the WAL checkpoint"))?;
     }
+    for segment in &segments {
+        rebuild_rollup(options, segment).map_err(io_err("rebuild a segment's rollup"))?;
+    }
 
     let mut head = Head::default();
+    let mut builders = Builders::new(&options.rollups);
     let mut bad_records = 0u64;
     let report = wal::replay(&wal_dir, |_, record| {
         let decoded = record
@@ -271,7 +321,11 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
             .ok()
             .zip(ExportTraceServiceRequest::decode(record.request.as_slice()).ok());
         match decoded {
-            Some((tenant, request)) => head.insert(&tenant, rows_from_request(request)),
+            Some((tenant, request)) => {
+                let rows = rows_from_request(request);
+                let rollup = builders.add(&tenant, Observations::of(&options.rollups, &rows));
+                head.insert(&tenant, rows, rollup);
+            }
             None => bad_records += 1,
         }
     })
@@ -288,7 +342,21 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
         cut_bytes = report.cut_bytes,
         "storage recovered"
     );
-    Ok(Recovered { head, segments, next_segment_id, next_wal_seq: report.last_seq.max(checkpoint) + 1 })
+    Ok(Recovered { head, builders, segments, next_segment_id, next_wal_seq: report.last_seq.max(checkpoint) + 1 })
+}
+
+/// Writes the rollup of a segment stored before rollups existed, from its rows alone.
+fn rebuild_rollup(options: &EngineOptions, segment: &Segment) -> io::Result<()> {
+    let path = rollup_file::path_of(&segment.path);
+    if path.exists() {
+        return Ok(());
+    }
+    tracing::info!(segment = %segment.path.display(), "computing the rollup of a segment written without one");
+    let mut rows = Vec::new();
+    for batch in segment.scan()? {
+        rows.extend(batch?);
+    }
+    rollup_file::write(&path, &Builder::once(Arc::new(options.rollups.clone()), &rows))
 }
 
 impl Inner {
@@ -334,6 +402,7 @@ impl Inner {
             .try_acquire_many_owned(size)
             .map_err(|_| self.overloaded("the WAL backlog is full"))?;
         let rows = rows_from_request(request);
+        let observed = Observations::of(&self.options.rollups, &rows);
         let spans = rows.len();
         let _shared = self.rotation.read().await;
         self.wal.append(framed).await.map_err(|e| StorageError::Unavailable {
@@ -342,8 +411,11 @@ impl Inner {
             source: Box::new(e),
         })?;
         let flush_due = {
+            let mut builders = self.builders.lock();
+            let rollup = builders.add(tenant, observed);
             let mut state = self.state.lock();
-            state.active.insert(tenant, rows);
+            drop(builders);
+            state.active.insert(tenant, rows, rollup);
             state.active.bytes as u64 >= self.options.head_flush_bytes
         };
         if flush_due {
@@ -449,6 +521,57 @@ impl Inner {
         }
     }
 
+    /// The aggregates `query` selects: from the heads under the lock, then from the rollup
+    /// files of the segments of the days it touches (and the day after, which holds calls to
+    /// peers whose wait ended after midnight).
+    async fn rollups(&self, tenant: &TenantId, query: &RollupQuery) -> Result<Rollup> {
+        let first = day_of(u64::from(query.start_minute) * MINUTE_NANOS);
+        let last = day_of(u64::from(query.end_minute.max(query.start_minute + 1) - 1) * MINUTE_NANOS) + 1;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut out = query.output();
+            let paths: Vec<PathBuf> = {
+                let state = self.state.lock();
+                state.active.select_rollup(tenant, query, &mut out);
+                if let Some(frozen) = &state.frozen {
+                    frozen.select_rollup(tenant, query, &mut out);
+                }
+                state
+                    .segments
+                    .get(tenant)
+                    .map(|all| {
+                        all.iter()
+                            .filter(|s| (first..=last).contains(&s.meta.day))
+                            .map(|s| rollup_file::path_of(&s.path))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let query = query.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                for path in &paths {
+                    rollup_file::select(path, &query, &mut out)?;
+                }
+                Ok::<_, io::Error>(out)
+            })
+            .await
+            .map_err(|e| StorageError::internal("read rollups", e))?;
+            match result {
+                Ok(out) => return Ok(out),
+                // A compaction replaced a segment meanwhile; its replacement is registered.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(StorageError::Corrupt {
+                        location: format!("rollups of {tenant}"),
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => return Err(StorageError::internal("read rollups", e)),
+            }
+        }
+    }
+
     /// Freezes the head (or retries a frozen head that failed to flush), writes it as segments,
     /// records the checkpoint and drops the covered WAL files.
     async fn flush_once(&self) -> Result<()> {
@@ -458,8 +581,13 @@ impl Inner {
             Some(frozen) => frozen,
             None => {
                 let _exclusive = self.rotation.write().await;
-                if self.state.lock().active.is_empty() {
-                    return Ok(());
+                {
+                    // Calls whose wait is over belong to this head; at close every wait ends.
+                    let mut state = self.state.lock();
+                    self.builders.lock().expire_into(&mut state.active, self.closed.load(Ordering::Acquire));
+                    if state.active.is_empty() {
+                        return Ok(());
+                    }
                 }
                 let next = self.wal.rotate().await.map_err(io_err("rotate the WAL"))?;
                 let mut state = self.state.lock();
@@ -558,24 +686,33 @@ impl Inner {
 
 fn write_head(root: &Path, head: &Head, ids: &AtomicU64) -> io::Result<Vec<Segment>> {
     let parts = head.partitions();
+    let mut rollups: HashMap<(TenantId, u32), Rollup> = HashMap::new();
+    let mut days: HashMap<&TenantId, Vec<u32>> = HashMap::new();
+    for (tenant, day, _) in &parts {
+        days.entry(tenant).or_default().push(*day);
+    }
+    for (tenant, days) in days {
+        rollups.extend(head.rollup_parts(tenant, &days).into_iter().map(|(day, r)| ((tenant.clone(), day), r)));
+    }
     let count = parts.len() as u32;
     let first_id = ids.fetch_add(parts.len() as u64, Ordering::Relaxed);
     let mut segments = Vec::with_capacity(parts.len());
     for (i, (tenant, day, rows)) in parts.into_iter().enumerate() {
         let meta = SegmentMeta {
             id: first_id + i as u64,
-            tenant,
+            tenant: tenant.clone(),
             day,
             replaces: Vec::new(),
             flush: Some(FlushTag { wal_upto: head.wal_upto, segments: count }),
         };
+        let rollup = rollups.remove(&(tenant, day)).unwrap_or_default();
         let written = attributes::choose(&rows)
             .and_then(|columns| SegmentWriter::create(root, meta, columns, segment::ZSTD_FAST))
             .and_then(|mut writer| {
                 for chunk in rows.chunks(BATCH_ROWS) {
                     writer.write(chunk)?;
                 }
-                writer.finish()
+                writer.finish(&rollup)
             });
         match written {
             Ok(segment) => segments.push(segment),
@@ -693,6 +830,14 @@ impl TraceReader for LocalEngine {
     async fn values(&self, tenant: &TenantId, range: TimeRange, target: &Target, limit: usize) -> Result<Vec<Value>> {
         let target = target.clone();
         self.inner.read_snapshot(tenant, range, "list attribute values", move |s| s.values(range, &target, limit)).await
+    }
+
+    async fn rollups(&self, tenant: &TenantId, query: &RollupQuery) -> Result<Rollup> {
+        self.inner.rollups(tenant, query).await
+    }
+
+    fn rollup_dimensions(&self) -> Vec<String> {
+        self.inner.options.rollups.dimensions.clone()
     }
 }
 

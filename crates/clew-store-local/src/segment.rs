@@ -33,8 +33,10 @@ use parquet::schema::types::ColumnPath;
 
 /// The segment format this build writes. Every earlier version stays readable:
 /// 1. the columns of [`schema`] without `attribute_order` and `attr.*`;
-/// 2. dedicated attribute columns (see [`attributes`]) and parents by index ([`ParentRefs`]).
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// 2. dedicated attribute columns (see [`attributes`]) and parents by index ([`ParentRefs`]);
+/// 3. the same Parquet, with a rollup file beside it (`<id>.rollup`, see `rollup_file`);
+///    earlier segments get theirs computed when the store opens.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 const KEY_VERSION: &str = "clew.segment.format_version";
 const KEY_TENANT: &str = "clew.segment.tenant";
 const KEY_DAY: &str = "clew.segment.day";
@@ -497,12 +499,15 @@ impl SegmentWriter {
         self.writer.write(&batch).map_err(io::Error::other)
     }
 
-    /// Completes the files and opens the result.
-    pub(crate) fn finish(self) -> io::Result<Segment> {
+    /// Completes the files, with `rollup` as the segment's aggregates, and opens the result.
+    pub(crate) fn finish(self, rollup: &clew_rollup::Rollup) -> io::Result<Segment> {
         let file = self.writer.into_inner().map_err(io::Error::other)?;
         file.sync_all()?;
         let (parquet_path, index_path) = segment_paths(&self.dir, self.meta.id);
         write_index(&index_path, &self.index)?;
+        // The segment's files appear before the segment does: a segment without its rollup
+        // file is one written before rollups existed (see `recover`).
+        crate::rollup_file::write(&crate::rollup_file::path_of(&parquet_path), rollup)?;
         fs::rename(&self.tmp_parquet, &parquet_path)?;
         File::open(&self.dir)?.sync_all()?;
         let segment = Segment::open(&parquet_path)?;
@@ -668,7 +673,7 @@ impl Segment {
 
     /// Deletes the segment's files.
     pub(crate) fn remove_files(path: &Path) -> io::Result<()> {
-        for p in [path.to_owned(), path.with_extension("tidx")] {
+        for p in [path.to_owned(), path.with_extension("tidx"), crate::rollup_file::path_of(path)] {
             match fs::remove_file(&p) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
