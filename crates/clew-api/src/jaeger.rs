@@ -6,15 +6,13 @@
 //! conversion and the parsing of `tag`/`tags` and trace IDs belong to `clew-jaeger`; this module
 //! only maps parameters onto the query layer and errors onto statuses.
 
-use std::collections::{BTreeMap, HashMap};
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clew_jaeger::{DependencyLink, Operation, ResponseError, Trace};
-use clew_model::{assemble, SpanId, SpanRow, TenantId, TraceId};
+use clew_model::{assemble, SpanRow, TenantId, TraceId};
 use clew_query::{Filters, Limits, Order, Search, TimeRange};
 use clew_storage::StorageError;
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static, StatusValue};
@@ -313,12 +311,8 @@ fn to_jaeger(trace_id: TraceId, rows: Vec<SpanRow>) -> Result<Trace> {
 
 /// `GET /dependencies?endTs=&lookback=&service=`: calls between services in the window
 /// `[endTs - lookback, endTs]` (Unix milliseconds and milliseconds; defaults now and 24 hours),
-/// as `[{parent, child, callCount}]`. With `service`, only links to or from it.
-///
-/// Computed on request from the traces the window holds: every span that starts in the window
-/// and whose parent is in the same trace but in another service counts one call from the
-/// parent's service to its own. At most [`crate::DEPENDENCY_TRACES`] traces are read, newest
-/// first. A service-graph aggregation kept at ingest will replace this scan.
+/// as `[{parent, child, callCount}]`, whole minutes, from the service map's rollups (calls to
+/// uninstrumented databases and peers included). With `service`, only links to or from it.
 async fn dependencies(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -332,33 +326,13 @@ async fn dependencies(
         })?,
     };
     let range = clamp(clew_query::range(Some(end.saturating_sub(lookback)), Some(end))?, &state.limits);
-    let mut calls = BTreeMap::new();
-    crate::each_recent_trace(&state, range, |rows| count_calls(rows, range, &mut calls)).await?;
+    let edges = clew_query::dependencies(&*state.storage, &TenantId::default_tenant(), range).await?;
     let service = params.get("service");
     Ok(answer(
-        calls
+        edges
             .into_iter()
-            .filter(|((parent, child), _)| service.is_none_or(|s| s == parent || s == child))
-            .map(|((parent, child), call_count)| DependencyLink { parent, child, call_count })
+            .filter(|e| service.is_none_or(|s| s == e.source || s == e.target))
+            .map(|e| DependencyLink { parent: e.source, child: e.target, call_count: e.red.requests.round() as u64 })
             .collect(),
     ))
-}
-
-/// Adds one trace's cross-service parent→child calls (children starting within `range`).
-fn count_calls(rows: &[SpanRow], range: TimeRange, calls: &mut BTreeMap<(String, String), u64>) {
-    let service = |row: &SpanRow| -> String {
-        match &*row.service_name {
-            "" => clew_jaeger::MISSING_SERVICE_NAME.to_owned(),
-            name => name.to_owned(),
-        }
-    };
-    let by_id: HashMap<SpanId, &SpanRow> = rows.iter().map(|row| (row.span_id, row)).collect();
-    for child in rows.iter().filter(|row| range.contains(row.start_unix_nano)) {
-        let Some(parent) = SpanId::from_slice(&child.parent_span_id).ok().and_then(|id| by_id.get(&id)) else {
-            continue;
-        };
-        if parent.service_name != child.service_name {
-            *calls.entry((service(parent), service(child))).or_insert(0) += 1;
-        }
-    }
 }

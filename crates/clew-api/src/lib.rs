@@ -219,7 +219,7 @@ async fn values(state: &AppState, field: &Field, range: TimeRange, limit: usize)
         other => other,
     };
     Ok(match target {
-        Target::Kind => values.into_iter().map(|v| keyword(v, native::kind_name)).collect(),
+        Target::Kind => values.into_iter().map(|v| keyword(v, clew_query::kind_name)).collect(),
         Target::Status => values.into_iter().map(|v| keyword(v, status_name)).collect(),
         _ => values,
     })
@@ -232,29 +232,4 @@ fn status_name(code: i32) -> &'static str {
         2 => "error",
         _ => "unset",
     }
-}
-
-/// Most traces a dependency graph is computed from.
-pub(crate) const DEPENDENCY_TRACES: usize = 20_000;
-
-/// Calls `visit` with the spans of each trace that has a span in `range`, newest first, at most
-/// [`DEPENDENCY_TRACES`] of them: what the Jaeger and Zipkin dependency graphs are computed
-/// from until a service-graph aggregation kept at ingest replaces the scan.
-pub(crate) async fn each_recent_trace(
-    state: &AppState,
-    range: TimeRange,
-    mut visit: impl FnMut(&[clew_model::SpanRow]),
-) -> Result<(), ApiError> {
-    let tenant = TenantId::default_tenant();
-    let request = clew_storage::FindRequest { range, conditions: Vec::new() };
-    let mut hits = state.storage.find(&tenant, &request).await?;
-    hits.sort_unstable_by(|a, b| b.start_unix_nano.cmp(&a.start_unix_nano).then(a.trace_id.cmp(&b.trace_id)));
-    hits.truncate(DEPENDENCY_TRACES);
-    for chunk in hits.chunks(256) {
-        let ids: Vec<TraceId> = chunk.iter().map(|h| h.trace_id).collect();
-        for rows in state.storage.traces(&tenant, &ids).await? {
-            visit(&rows);
-        }
-    }
-    Ok(())
 }

@@ -1,11 +1,11 @@
-//! The native search and discovery API under `/api/v1` (described in `docs/openapi.yaml`).
+//! The native search, discovery and trace analysis API under `/api/v1` (described in `docs/openapi.yaml`).
 
 use std::str::FromStr;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use clew_model::TenantId;
+use clew_model::{SpanRow, TenantId, TraceId};
 use clew_query::{Filters, Order, Search};
 use clew_storage::Value;
 use serde_json::json;
@@ -20,6 +20,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/services/{service}/operations", get(operations))
         .route("/api/v1/attributes", get(attributes))
         .route("/api/v1/attributes/{name}/values", get(values))
+        .route("/api/v1/traces/{trace_id}/critical-path", get(critical_path))
+        .route("/api/v1/traces/{a}/compare/{b}", get(compare))
+        .route("/api/v1/service-map", get(service_map))
+        .route("/api/v1/metrics/red", get(red))
+        .route("/api/v1/exemplars", get(exemplars))
 }
 
 /// Default and largest number of values `/attributes/{name}/values` returns.
@@ -92,21 +97,9 @@ async fn operations(
         .operations
         .iter()
         .filter(|o| o.service == service)
-        .map(|o| json!({ "name": o.name, "kind": kind_name(o.kind) }))
+        .map(|o| json!({ "name": o.name, "kind": clew_query::kind_name(o.kind) }))
         .collect();
     Ok(Json(json!({ "service": service, "operations": operations })))
-}
-
-/// TraceQL's name for an OTLP span kind.
-pub(crate) fn kind_name(kind: i32) -> &'static str {
-    match kind {
-        1 => "internal",
-        2 => "server",
-        3 => "client",
-        4 => "producer",
-        5 => "consumer",
-        _ => "unspecified",
-    }
 }
 
 /// Intrinsics a search can filter on, in TraceQL spelling.
@@ -160,4 +153,152 @@ pub(crate) fn typed_value(value: &Value) -> serde_json::Value {
         Value::Bool(b) => json!({ "type": "bool", "value": b }),
         Value::Other => json!({ "type": "other", "value": null }),
     }
+}
+
+/// A trace ID from the path; `role` ("trace A") names it in the error when there are two.
+fn parse_trace_id(text: &str, role: Option<&str>) -> Result<TraceId, ApiError> {
+    text.parse().map_err(|e| {
+        let role = role.map(|r| format!(" for {r}")).unwrap_or_default();
+        ApiError::BadRequest(format!("invalid trace ID {text:?}{role}: {e}"))
+    })
+}
+
+/// The spans of a trace that must exist; `which` ("trace", "trace A") names it in the error.
+fn found(which: &str, id: TraceId, rows: Vec<SpanRow>) -> Result<Vec<SpanRow>, ApiError> {
+    if rows.is_empty() {
+        return Err(ApiError::NotFound(format!("{which} {id} not found")));
+    }
+    Ok(rows)
+}
+
+fn encode(what: &str, value: &impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| ApiError::internal(what, e))
+}
+
+/// `GET /api/v1/traces/{trace_id}/critical-path`: [`clew_query::CriticalPath`] and `traceId`.
+async fn critical_path(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_trace_id(&trace_id, None)?;
+    let rows = found("trace", id, state.storage.trace(&TenantId::default_tenant(), id).await?)?;
+    let mut body = encode("encode critical path", &clew_query::critical_path(&rows))?;
+    body["traceId"] = json!(id);
+    Ok(Json(body))
+}
+
+/// `GET /api/v1/traces/{a}/compare/{b}`: [`clew_query::Comparison`] of B against A, and
+/// `traceIdA`, `traceIdB`. Both IDs are checked before either trace is read.
+async fn compare(
+    State(state): State<AppState>,
+    Path((a, b)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ids = [parse_trace_id(&a, Some("trace A"))?, parse_trace_id(&b, Some("trace B"))?];
+    let mut traces = state.storage.traces(&TenantId::default_tenant(), &ids).await?.into_iter();
+    let a = found("trace A", ids[0], traces.next().unwrap_or_default())?;
+    let b = found("trace B", ids[1], traces.next().unwrap_or_default())?;
+    let mut body = encode("encode trace comparison", &clew_query::compare(&a, &b))?;
+    body["traceIdA"] = json!(ids[0]);
+    body["traceIdB"] = json!(ids[1]);
+    Ok(Json(body))
+}
+
+/// A range for the service map and RED metrics, within the longest a search may cover.
+fn metrics_range(params: &Params, state: &AppState) -> Result<clew_query::TimeRange, ApiError> {
+    let range = range(params)?;
+    if range.end - range.start > state.limits.max_range_nanos {
+        return Err(ApiError::BadRequest(format!(
+            "time range is longer than the {} h the service map and RED metrics cover; narrow `start`/`end`",
+            state.limits.max_range_nanos / 3_600_000_000_000
+        )));
+    }
+    Ok(range)
+}
+
+/// Dimension filters, `attr=name=value`, repeatable.
+fn dimension_filters(params: &Params) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(params.all("attr").map(clew_query::dimension_filter).collect::<Result<_, _>>()?)
+}
+
+/// Every value of a parameter given repeatedly or comma-separated.
+fn list(params: &Params, name: &str) -> Vec<String> {
+    params.all(name).flat_map(|v| v.split(',')).map(str::trim).filter(|v| !v.is_empty()).map(String::from).collect()
+}
+
+/// `GET /api/v1/service-map?start=&end=&attr=`: [`clew_query::ServiceMap`].
+async fn service_map(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let range = metrics_range(&params, &state)?;
+    let map =
+        clew_query::service_map(&*state.storage, &TenantId::default_tenant(), range, &dimension_filters(&params)?)
+            .await?;
+    Ok(Json(encode("encode the service map", &map)?))
+}
+
+/// `GET /api/v1/metrics/red?service=&operation=&kind=&groupBy=&step=&attr=`:
+/// [`clew_query::RedResult`]. Grouped by operation for one service, else by service.
+async fn red(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let service = params.get("service").map(str::to_owned);
+    let mut group_by = list(&params, "groupBy");
+    if group_by.is_empty() {
+        group_by.push(if service.is_some() { "operation" } else { "service" }.to_owned());
+    }
+    let request = clew_query::RedRequest {
+        range: metrics_range(&params, &state)?,
+        step_nanos: params.get("step").map(|s| clew_query::duration("step", s)).transpose()?,
+        service,
+        operation: params.get("operation").map(str::to_owned),
+        kinds: list(&params, "kind")
+            .iter()
+            .map(|k| clew_query::kind(k).map(|k| clew_query::kind_code(k) as i32))
+            .collect::<Result<_, _>>()?,
+        filters: dimension_filters(&params)?,
+        group_by,
+    };
+    let result = clew_query::red(&*state.storage, &TenantId::default_tenant(), &request).await?;
+    Ok(Json(encode("encode RED metrics", &result)?))
+}
+
+/// `GET /api/v1/exemplars?family=&service=&name=&kind=&minDuration=&maxDuration=&error=&attr=`:
+/// example traces behind a point of the service map or a RED series, as search results (slowest
+/// first by default) with the TraceQL query that finds them.
+async fn exemplars(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let params = Params::parse(query.as_deref())?;
+    let service = params.get("service").ok_or_else(|| {
+        ApiError::BadRequest("`service` is required: the service of the spans or the calling service".into())
+    })?;
+    let errors_only = match params.get("error") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("`error` must be true or false, not {other:?}"))),
+    };
+    let exemplars = clew_query::Exemplars {
+        family: clew_query::family(params.get("family").unwrap_or("span"))?,
+        service: service.to_owned(),
+        name: params.get("name").map(str::to_owned),
+        kind: params.get("kind").map(clew_query::kind).transpose()?,
+        min_duration: params.get("minDuration").map(|d| clew_query::duration("minDuration", d)).transpose()?,
+        max_duration: params.get("maxDuration").map(|d| clew_query::duration("maxDuration", d)).transpose()?,
+        errors_only,
+        filters: dimension_filters(&params)?,
+    };
+    let search = Search {
+        query: exemplars.query(),
+        range: range(&params)?,
+        order: params.get("order").map(Order::from_str).transpose()?.unwrap_or(Order::Longest),
+        limit: params.number("limit", 10)?,
+        spans_per_trace: params.number("spss", 3)?,
+        cursor: params.get("cursor").map(clew_query::Cursor::from_str).transpose()?,
+    };
+    let result = clew_query::search(&*state.storage, &TenantId::default_tenant(), &search, &state.limits).await?;
+    let mut body = encode("encode exemplars", &result)?;
+    body["query"] = json!(search.query.to_string());
+    Ok(Json(body))
 }

@@ -13,12 +13,10 @@
 //! TraceQL spanset per condition; the conditions TraceQL cannot state exactly (annotation
 //! values, tags derived from OTLP fields) are checked on the translated spans.
 
-use std::collections::{BTreeMap, HashMap};
-
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use clew_model::{assemble, SpanId, SpanRow, TenantId, TraceId};
+use clew_model::{assemble, SpanRow, TenantId, TraceId};
 use clew_query::{Limits, Order, Search, TimeRange};
 use clew_storage::{StorageError, Target, Value};
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Query, SpansetExpr, Static, StatusValue};
@@ -449,53 +447,25 @@ struct DependencyLink {
 }
 
 /// `GET /dependencies?endTs=&lookback=`: calls between services in `[endTs - lookback, endTs]`
-/// (Unix milliseconds and milliseconds; `endTs` is required, `lookback` defaults to a day).
-///
-/// Computed on request from the traces the window holds: every span that starts in the window
-/// and whose parent is in the same trace but in another service counts one call from the
-/// parent's service to its own, an error when the child failed or the parent is a failed client
-/// or producer span. At most [`crate::DEPENDENCY_TRACES`] traces are read,
-/// newest first.
+/// (Unix milliseconds and milliseconds; `endTs` is required, `lookback` defaults to a day),
+/// whole minutes, from the service map's rollups (calls to uninstrumented databases and peers
+/// included). A call failed when the callee failed or the caller is a failed client span.
 async fn dependencies(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<DependencyLink>>> {
     let params = Params::parse(query.as_deref())?;
     required(&params, "endTs")?;
     let range = window(&params, &state.limits, DEFAULT_LOOKBACK_MS)?;
-    let mut links = BTreeMap::new();
-    crate::each_recent_trace(&state, range, |rows| count_calls(rows, range, &mut links)).await?;
+    let edges = clew_query::dependencies(&*state.storage, &TenantId::default_tenant(), range).await?;
     Ok(Json(
-        links
+        edges
             .into_iter()
-            .map(|((parent, child), (call_count, error_count))| DependencyLink {
-                parent,
-                child,
-                call_count,
-                error_count,
+            .map(|e| DependencyLink {
+                parent: e.source,
+                child: e.target,
+                call_count: e.red.requests.round() as u64,
+                error_count: e.red.errors.round() as u64,
             })
             .collect(),
     ))
-}
-
-/// Adds one trace's cross-service parent→child calls (children starting within `range`) as
-/// `(calls, errors)`.
-fn count_calls(rows: &[SpanRow], range: TimeRange, links: &mut BTreeMap<(String, String), (u64, u64)>) {
-    const CLIENT: i32 = 3;
-    const PRODUCER: i32 = 4;
-    let failed = |row: &SpanRow| row.status_code == clew_query::STATUS_ERROR;
-    let by_id: HashMap<SpanId, &SpanRow> = rows.iter().map(|row| (row.span_id, row)).collect();
-    for child in rows.iter().filter(|row| range.contains(row.start_unix_nano)) {
-        let Some(parent) = SpanId::from_slice(&child.parent_span_id).ok().and_then(|id| by_id.get(&id)) else {
-            continue;
-        };
-        if parent.service_name.is_empty() || child.service_name.is_empty() || parent.service_name == child.service_name
-        {
-            continue;
-        }
-        let link = links.entry((parent.service_name.to_string(), child.service_name.to_string())).or_insert((0, 0));
-        link.0 += 1;
-        if failed(child) || (matches!(parent.kind, CLIENT | PRODUCER) && failed(parent)) {
-            link.1 += 1;
-        }
-    }
 }
 
 /// `GET /autocompleteKeys`: the span attribute names that read back as tags, sorted.

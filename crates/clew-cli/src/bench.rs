@@ -1,12 +1,13 @@
 //! `clew bench ingest`: runs the real server, drives it with `loadgen`, and measures sustained
 //! durable ingest, memory, bytes per span on disk after compaction, and trace-by-ID latency.
 //! `clew bench search`: times searches on a store `bench ingest` left behind.
+//! `clew bench metrics`: times the service map and RED metrics over a day of "std" spans.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clew_storage::{Storage, TraceReader};
+use clew_storage::{SpanWriter, Storage, TraceReader};
 use clew_store_local::{EngineOptions, LocalEngine};
 use clew_testkit::{Profile, TestServer};
 
@@ -24,6 +25,24 @@ enum What {
     Ingest(IngestArgs),
     /// Search latency over a store of "std" spans (from `bench ingest --data-dir`).
     Search(SearchArgs),
+    /// Service map and RED metrics latency over a day of "std" spans, and what rollups cost.
+    Metrics(MetricsArgs),
+}
+
+#[derive(clap::Args)]
+struct MetricsArgs {
+    /// The store: filled with `--spans` spans spread over the last `--lookback` when empty,
+    /// used as it is otherwise.
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long, default_value_t = 10_000_000)]
+    spans: u64,
+    /// How far back the spans go and the queries look.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    lookback: Duration,
+    /// Times each query runs (after one warm-up run).
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
 }
 
 #[derive(clap::Args)]
@@ -62,7 +81,120 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         What::Ingest(args) => ingest(args).await,
         What::Search(args) => search(args).await,
+        What::Metrics(args) => metrics(args).await,
     }
+}
+
+/// Times `run` `runs` times after a warm-up; p50 and p99 in milliseconds.
+async fn time<T, F: std::future::Future<Output = anyhow::Result<T>>>(
+    runs: usize,
+    mut run: impl FnMut() -> F,
+) -> anyhow::Result<(f64, f64, T)> {
+    let mut last = run().await?;
+    let mut latencies = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        last = run().await?;
+        latencies.push(started.elapsed().as_micros() as u32);
+    }
+    latencies.sort_unstable();
+    let ms = |q| f64::from(percentile(&latencies, q)) / 1000.0;
+    Ok((ms(0.5), ms(0.99), last))
+}
+
+async fn metrics(args: MetricsArgs) -> anyhow::Result<()> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let options = EngineOptions { flush_interval: Duration::from_secs(3600), ..EngineOptions::new(&args.data_dir) };
+    let engine = LocalEngine::open(options, &mut registry).await?;
+    let tenant = clew_model::TenantId::default_tenant();
+    let end = clew_query::now_nanos();
+    let lookback = args.lookback.as_nanos() as u64;
+    if engine.stats().segment_spans == 0 {
+        // Whole traces ending at evenly spread times over the lookback, oldest first.
+        let mut workload = clew_testkit::Workload::new(Profile::Std, 7);
+        let requests = args.spans.div_ceil(Profile::Std.spans_per_request() as u64);
+        let started = Instant::now();
+        for i in 0..requests {
+            let at = end - lookback + lookback / requests * i;
+            let (request, _) = workload.request(at);
+            engine.write(&tenant, request).await?;
+        }
+        engine.flush().await?;
+        let written = started.elapsed();
+        engine.compact().await?;
+        println!(
+            "wrote              {} spans over {} in {:.1} s ({:.0} spans/s in process, rollups included)",
+            requests * Profile::Std.spans_per_request() as u64,
+            humantime::format_duration(args.lookback),
+            written.as_secs_f64(),
+            (requests * Profile::Std.spans_per_request() as u64) as f64 / written.as_secs_f64()
+        );
+    }
+    let stats = engine.stats();
+    let rollup_bytes = dir_bytes(&args.data_dir.join("segments"), Some("rollup"));
+    println!(
+        "store              {} spans in {} segments, {:.1} MiB ({:.1} bytes/span), of which rollups {:.1} MiB ({:.2} bytes/span)",
+        stats.segment_spans,
+        stats.segments,
+        stats.segment_bytes as f64 / 1048576.0,
+        stats.segment_bytes as f64 / stats.segment_spans.max(1) as f64,
+        rollup_bytes as f64 / 1048576.0,
+        rollup_bytes as f64 / stats.segment_spans.max(1) as f64
+    );
+    let range = clew_query::TimeRange { start: end - lookback, end };
+    let (p50, p99, map) =
+        time(args.runs, || async { Ok(clew_query::service_map(&engine, &tenant, range, &[]).await?) }).await?;
+    println!(
+        "{:<48} p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  ({} nodes, {} edges)",
+        "service map",
+        map.nodes.len(),
+        map.edges.len()
+    );
+    let environment = vec![("deployment.environment.name".to_owned(), "production".to_owned())];
+    let cases = [
+        (
+            "RED per service (120 points)",
+            clew_query::RedRequest { group_by: vec!["service".into()], ..Default::default() },
+        ),
+        (
+            "RED of one service per operation (120 points)",
+            clew_query::RedRequest {
+                service: Some("checkout".into()),
+                group_by: vec!["operation".into()],
+                ..Default::default()
+            },
+        ),
+        (
+            "RED of one service per route, server spans, env filter",
+            clew_query::RedRequest {
+                service: Some("checkout".into()),
+                kinds: vec![2],
+                filters: environment,
+                group_by: vec!["http.route".into()],
+                ..Default::default()
+            },
+        ),
+        (
+            "RED per status code, 1 min step (1440 points)",
+            clew_query::RedRequest {
+                step_nanos: Some(60_000_000_000),
+                group_by: vec!["http.response.status_code".into()],
+                ..Default::default()
+            },
+        ),
+    ];
+    for (label, request) in cases {
+        let request = clew_query::RedRequest { range, ..request };
+        let (p50, p99, result) =
+            time(args.runs, || async { Ok(clew_query::red(&engine, &tenant, &request).await?) }).await?;
+        let requests: f64 = result.series.iter().map(|s| s.total.requests).sum();
+        println!(
+            "{label:<48} p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  ({} series, {requests:.0} spans)",
+            result.series.len()
+        );
+    }
+    engine.close().await?;
+    Ok(())
 }
 
 /// The searches of the benchmark, over the "std" workload's services, operations and attributes.
@@ -149,16 +281,19 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+/// Bytes of the files under `dir`, only those with `extension` if given.
+fn dir_bytes(dir: &Path, extension: Option<&str>) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .filter_map(Result::ok)
         .map(|e| {
             let path = e.path();
             if path.is_dir() {
-                dir_bytes(&path)
-            } else {
+                dir_bytes(&path, extension)
+            } else if extension.is_none_or(|x| path.extension().is_some_and(|e| e == x)) {
                 e.metadata().map_or(0, |m| m.len())
+            } else {
+                0
             }
         })
         .sum()
@@ -221,7 +356,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             report.accepted_spans
         );
     }
-    let on_disk = dir_bytes(&data_dir);
+    let on_disk = dir_bytes(&data_dir, None);
 
     let starting = Instant::now();
     let server = TestServer::start_in(&exe, &data_dir, &[]).map_err(anyhow::Error::msg)?;

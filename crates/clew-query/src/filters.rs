@@ -64,6 +64,18 @@ impl Filters {
     }
 }
 
+/// TraceQL's name for an OTLP span kind.
+pub fn kind_name(kind: i32) -> &'static str {
+    match kind {
+        1 => "internal",
+        2 => "server",
+        3 => "client",
+        4 => "producer",
+        5 => "consumer",
+        _ => "unspecified",
+    }
+}
+
 /// A span kind by its TraceQL name (`server`, `client`, ...; any case).
 pub fn kind(text: &str) -> Result<KindValue> {
     [

@@ -4,10 +4,15 @@
 //! exact query on candidate traces, result ordering and paging ([`search`]), and the parsing of
 //! the parameters every API shares (time ranges, durations, attribute filters). Talks to
 //! storage only through [`clew_storage::TraceReader`]; knows nothing of HTTP.
+//!
+//! Also analyses whole traces: the [`critical_path`] of one, the structural diff ([`compare`]) of two.
 
+mod compare;
+mod critical_path;
 mod filters;
 #[cfg(feature = "golden")]
 pub mod golden;
+mod metrics;
 mod plan;
 mod search;
 mod summary;
@@ -16,7 +21,16 @@ mod trace;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use clew_storage::TimeRange;
-pub use filters::{attribute_filter, duration, field, kind, status, text_equals, typed_literal, Filters};
+pub use compare::{
+    change, compare, Change, ComparedSpan, Comparison, ComparisonTotals, PathComparison, PathStatus, SpanPair,
+    SIGNIFICANT_NANOS, SIGNIFICANT_PERCENT,
+};
+pub use critical_path::{critical_path, CriticalPath, PathSegment, PathSpan};
+pub use filters::{attribute_filter, duration, field, kind, kind_name, status, text_equals, typed_literal, Filters};
+pub use metrics::{
+    dependencies, dimension_filter, family, red, service_map, Edge, Exemplars, Node, Red, RedPoint, RedRequest,
+    RedResult, RedSeries, ServiceMap, MAX_POINTS,
+};
 pub use plan::{kind_code, plan, status_code, target_of};
 pub use search::{search, Cursor, Limits, Order, Search, SearchResult};
 pub use summary::{root_of, summarize, MatchedSpan, ServiceCount, TraceSummary, STATUS_ERROR};
@@ -42,6 +56,17 @@ impl QueryError {
 impl From<clew_traceql::ParseError> for QueryError {
     fn from(e: clew_traceql::ParseError) -> Self {
         Self::Invalid(format!("invalid TraceQL: {e}"))
+    }
+}
+
+/// Serializes a number as a decimal string: 64-bit integers lose precision as JSON numbers.
+pub(crate) mod decimal {
+    use std::fmt::Display;
+
+    use serde::Serializer;
+
+    pub(crate) fn serialize<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
     }
 }
 

@@ -29,7 +29,17 @@ fn requirements(expr: &SpansetExpr, out: &mut Vec<Condition>) {
             let (mut left, mut right) = (Vec::new(), Vec::new());
             requirements(a, &mut left);
             requirements(b, &mut right);
-            out.push(Condition::Any(vec![Condition::All(left), Condition::All(right)]));
+            for side in [&mut left, &mut right] {
+                side.retain(|c| !matches!(c, Condition::True));
+            }
+            // A matching trace meets every requirement of one side (each perhaps with another
+            // span), so some span of it meets `l or r` for every pair; a side without
+            // requirements admits every trace.
+            for l in &left {
+                for r in &right {
+                    out.push(Condition::Any(vec![l.clone(), r.clone()]));
+                }
+            }
         }
         // Stages only narrow what their source matched.
         SpansetExpr::Pipeline(source, _) => requirements(source, out),
@@ -170,6 +180,17 @@ mod tests {
         let structural = planned(r#"{ name = "a" } >> { name = "b" }"#);
         assert!(structural.contains("\"a\"") && structural.contains("\"b\""), "{structural}");
         assert!(planned(r#"{ name = "a" } || { name = "b" }"#).starts_with("[Any(["));
+    }
+
+    #[test]
+    fn a_union_of_several_spans_needs_one_span_of_either_side_per_pair() {
+        let query = clew_traceql::parse(r#"{ name = "a" } > { name = "b" } || { name = "c" }"#).expect("parses");
+        let conditions = plan(&query, TimeRange { start: 0, end: 1 }).conditions;
+        let name =
+            |n: &str| Condition::Test { target: Target::Name, test: Test::Compare(Op::Eq, Value::Str(n.into())) };
+        let expected = [Condition::Any(vec![name("a"), name("c")]), Condition::Any(vec![name("b"), name("c")])];
+        assert_eq!(format!("{conditions:?}"), format!("{expected:?}"), "never one span for both a and b");
+        assert_eq!(planned(r#"{ name = "a" } > { name = "b" } || {}"#), "[]");
     }
 
     #[test]

@@ -19,9 +19,9 @@ pub struct TraceSummary {
     pub root_name: String,
     /// Whether no span of the trace is a root (the root is missing or not yet received).
     pub root_missing: bool,
-    #[serde(with = "string_u64")]
+    #[serde(with = "crate::decimal")]
     pub start_unix_nano: u64,
-    #[serde(with = "string_u64")]
+    #[serde(with = "crate::decimal")]
     pub duration_nanos: u64,
     pub span_count: usize,
     pub error_count: usize,
@@ -49,9 +49,9 @@ pub struct MatchedSpan {
     pub name: String,
     pub kind: i32,
     pub status_code: i32,
-    #[serde(with = "string_u64")]
+    #[serde(with = "crate::decimal")]
     pub start_unix_nano: u64,
-    #[serde(with = "string_u64")]
+    #[serde(with = "crate::decimal")]
     pub duration_nanos: u64,
     /// Selected fields (`select(...)`) and their values, as text.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -60,14 +60,6 @@ pub struct MatchedSpan {
 
 /// 64-bit integers as JSON strings, as OTLP/JSON writes them (JavaScript loses precision past
 /// 2^53).
-mod string_u64 {
-    use serde::Serializer;
-
-    pub(super) fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(value)
-    }
-}
-
 /// The index in `rows` of the root span: a span without a parent (the earliest of several),
 /// else the earliest span; and whether a real root was found.
 pub fn root_of(rows: &[SpanRow]) -> Option<(usize, bool)> {
