@@ -344,10 +344,13 @@ async fn service_map_filters_by_dimension() {
         &[(json!(["cart", "service"]), 0.0, &[]), (json!(["mailer", "service"]), 0.0, &[5, 10, 15, 20])],
         &[(json!(["cart", "mailer", "messaging"]), 0.0, &[5, 10, 15, 20])],
     );
-    // A span attribute: the two frontend requests to /cart, and no call (cart's spans have no
-    // route).
-    let cart_route = ok(&router, &filtered("http.route=/cart")).await;
-    assert_map(&cart_route, &[(json!(["frontend", "service"]), 0.0, &[120, 130])], &[]);
+    // Calls keep only the call dimensions: the map cannot be filtered by a route.
+    let message = bad_request(&router, &filtered("http.route=/cart")).await;
+    assert_eq!(
+        message,
+        "`http.route` is not a rollup dimension; the service map can filter by deployment.environment.name, \
+         deployment.environment (set rollups.call_dimensions to change)"
+    );
     let none = ok(&router, &filtered("deployment.environment=dev")).await;
     assert_eq!((&none["nodes"], &none["edges"]), (&json!([]), &json!([])));
     engine.close().await.unwrap();
@@ -503,19 +506,21 @@ async fn red_metrics_per_operation_route_kind_and_environment() {
             ],
         );
     }
-    // Two-minute steps: the first bucket holds the minute before and the traces' minute, the
-    // second only the minute after (the end of the range cuts it short).
+    // Two-minute steps start at even minutes: the range (the minute before the traces' to the
+    // minute after) takes two of them, one holding the traces.
     let two = ok(&router, &red("service=cart&operation=PlaceOrder&step=2m")).await;
     assert_eq!(two["stepNanos"], (2 * MINUTE).to_string());
     let points = two["series"][0]["points"].as_array().unwrap();
+    let first = minute / MINUTE - 1;
+    let aligned = first - first % 2;
     assert_eq!(points.len(), 2, "{two}");
-    assert_eq!(
-        (&points[0]["startUnixNano"], &points[1]["startUnixNano"]),
-        (&json!((minute - MINUTE).to_string()), &json!((minute + MINUTE).to_string()))
-    );
-    assert_red("first of two steps", &points[0], 120.0, 1.0, &[8, 18, 28, 38]);
-    assert_red("second of two steps", &points[1], 60.0, 0.0, &[]);
-    assert_red("total of two steps", &two["series"][0]["total"], 180.0, 1.0, &[8, 18, 28, 38]);
+    assert_eq!(points[0]["startUnixNano"], json!((aligned * MINUTE).to_string()));
+    let holding = ((minute / MINUTE - aligned) / 2) as usize;
+    assert_red("the step of the traces", &points[holding], 120.0, 1.0, &[8, 18, 28, 38]);
+    assert_eq!(points[1 - holding]["requests"], json!(0.0), "{two}");
+    // The total's rate is over the minutes the steps cover.
+    let covered = ((minute / MINUTE + 2 - aligned) * 60) as f64;
+    assert_red("total of two steps", &two["series"][0]["total"], covered, 1.0, &[8, 18, 28, 38]);
 
     let one = ok(&router, &red("service=cart&operation=PlaceOrder&groupBy=operation,http.route")).await;
     assert_eq!(one["groupBy"], json!(["operation", "http.route"]));
@@ -686,8 +691,8 @@ async fn bad_parameters_are_named() {
     let dimensions = "deployment.environment.name, deployment.environment, http.route, http.response.status_code";
     let not_a_dimension = |name: &str| {
         format!(
-            "`{name}` is not a rollup dimension; the service map and RED metrics can filter and group by \
-             {dimensions} (set rollups.dimensions to change)"
+            "`{name}` is not a rollup dimension; RED metrics can filter and group by {dimensions} (set \
+             rollups.dimensions to change)"
         )
     };
     let start = minute / SECOND;
@@ -720,7 +725,12 @@ async fn bad_parameters_are_named() {
             "span kind must be one of unspecified, internal, server, client, producer, consumer; not \"sideways\""
                 .to_owned(),
         ),
-        ("/api/v1/service-map?attr=host.name=node-1".to_owned(), not_a_dimension("host.name")),
+        (
+            "/api/v1/service-map?attr=host.name=node-1".to_owned(),
+            "`host.name` is not a rollup dimension; the service map can filter by deployment.environment.name, \
+             deployment.environment (set rollups.call_dimensions to change)"
+                .to_owned(),
+        ),
         (
             "/api/v1/service-map?attr=production".to_owned(),
             "filter must be name=value, like deployment.environment=prod; not \"production\"".to_owned(),

@@ -91,10 +91,13 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RollupConfig {
-    /// Span or resource attributes the aggregates are kept by, so that the service map and
-    /// RED metrics can be filtered and grouped by them. Each multiplies the size of the
-    /// aggregates by its number of distinct values: choose attributes with few values.
+    /// Span or resource attributes the span aggregates are kept by, so that RED metrics can be
+    /// filtered and grouped by them. Each multiplies the size of the aggregates by its number
+    /// of distinct values: choose attributes with few values.
     pub dimensions: Vec<String>,
+    /// Those of `dimensions` that calls between services are kept by too, so that the service
+    /// map can be filtered by them (typically the environment, not routes or status codes).
+    pub call_dimensions: Vec<String>,
     /// How long a span waits for the other side of a call (its parent or child in another
     /// service) when they arrive separately; a client span nothing answered within it counts
     /// as a call to an uninstrumented peer.
@@ -113,6 +116,7 @@ impl Default for RollupConfig {
             ]
             .map(String::from)
             .to_vec(),
+            call_dimensions: ["deployment.environment.name", "deployment.environment"].map(String::from).to_vec(),
             pair_window: Duration::from_secs(10),
         }
     }

@@ -15,8 +15,10 @@ use crate::{decimal, QueryError, Result};
 
 /// Most points one RED series may have.
 pub const MAX_POINTS: u64 = 1_500;
-/// Points a RED series has when no step is given.
+/// Points a RED series has at most when no step is given...
 const DEFAULT_POINTS: u64 = 120;
+/// ... with the first of these steps (minutes) that keeps to it.
+const NICE_STEPS: [u64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
 
 /// Rate, errors and duration of a set of spans or calls.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -103,19 +105,18 @@ pub struct ServiceMap {
     pub edges: Vec<Edge>,
 }
 
-/// The minutes `range` covers, as a rollup query, with dimension `filters` checked against what
-/// the store keeps.
+/// The minutes `range` covers, as a rollup query, with dimension `filters` and `group_by`
+/// checked against what the store keeps (`kept`, for `what`, listed by the setting `setting`).
 fn minutes(
-    reader: &dyn TraceReader,
     range: TimeRange,
+    (kept, what, setting): (&[String], &str, &str),
     filters: &[(String, String)],
     group_by: &[String],
 ) -> Result<RollupQuery> {
-    let kept = reader.rollup_dimensions();
     if let Some(unknown) = filters.iter().map(|(name, _)| name).chain(group_by).find(|name| !kept.contains(name)) {
         return Err(QueryError::invalid(format!(
-            "`{unknown}` is not a rollup dimension; the service map and RED metrics can filter and group by {} (set rollups.dimensions to change)",
-            if kept.is_empty() { "none".to_owned() } else { kept.join(", ") }
+            "`{unknown}` is not a rollup dimension; {what} {} (set {setting} to change)",
+            if kept.is_empty() { "nothing".to_owned() } else { kept.join(", ") }
         )));
     }
     if range.end <= range.start {
@@ -143,7 +144,9 @@ pub async fn service_map(
     range: TimeRange,
     filters: &[(String, String)],
 ) -> Result<ServiceMap> {
-    let mut query = minutes(reader, range, filters, &[])?;
+    let dimensions = reader.rollup_dimensions();
+    let mut query =
+        minutes(range, (&dimensions.calls, "the service map can filter by", "rollups.call_dimensions"), filters, &[])?;
     query.step_minutes = query.end_minute - query.start_minute;
     let rollup = reader.rollups(tenant, &query).await?;
     let mut nodes: BTreeMap<String, (&'static str, Stats)> = BTreeMap::new();
@@ -244,15 +247,27 @@ pub struct RedResult {
 pub async fn red(reader: &dyn TraceReader, tenant: &TenantId, request: &RedRequest) -> Result<RedResult> {
     let dimensions: Vec<String> =
         request.group_by.iter().filter(|g| !KEY_GROUPS.contains(&g.as_str())).cloned().collect();
-    let mut query = minutes(reader, request.range, &request.filters, &dimensions)?;
-    let span = u64::from(query.end_minute - query.start_minute);
+    let kept = reader.rollup_dimensions();
+    let mut query = minutes(
+        request.range,
+        (&kept.spans, "RED metrics can filter and group by", "rollups.dimensions"),
+        &request.filters,
+        &dimensions,
+    )?;
     let step_minutes = match request.step_nanos {
         Some(step) if step < MINUTE_NANOS || step % MINUTE_NANOS != 0 => {
             return Err(QueryError::invalid("step must be a whole number of minutes, like 1m or 5m"))
         }
         Some(step) => step / MINUTE_NANOS,
-        None => span.div_ceil(DEFAULT_POINTS).max(1),
+        None => {
+            let wanted = u64::from(query.end_minute - query.start_minute).div_ceil(DEFAULT_POINTS);
+            NICE_STEPS.into_iter().find(|&s| s >= wanted).unwrap_or(wanted)
+        }
     };
+    // Steps start at multiples of the step, as in Prometheus: the same minutes fall in the same
+    // step whatever the range, and hour and quarter-hour aggregates fit in steps.
+    query.start_minute -= (u64::from(query.start_minute) % step_minutes) as u32;
+    let span = u64::from(query.end_minute - query.start_minute);
     if span.div_ceil(step_minutes) > MAX_POINTS {
         return Err(QueryError::invalid(format!(
             "{} points of {step_minutes} min exceed the {MAX_POINTS} a series may have; choose a longer step",

@@ -25,9 +25,12 @@ const DB_SYSTEM: &str = "db.system";
 /// How a [`Builder`] aggregates and how long it waits for the other side of a call.
 #[derive(Clone, Debug)]
 pub struct BuilderOptions {
-    /// Span or resource attributes kept as dimensions of every aggregate (for filtering and
-    /// grouping). Each multiplies the number of aggregates by its number of values.
+    /// Span or resource attributes kept as dimensions of span aggregates (for filtering and
+    /// grouping RED metrics). Each multiplies the number of aggregates by its number of values.
     pub dimensions: Vec<String>,
+    /// Those of `dimensions` that calls keep too (for filtering the service map); the others
+    /// are absent on calls, whose number would otherwise grow with every callee route.
+    pub call_dimensions: Vec<String>,
     /// How long spans of one batch wait for their parent or child in later batches.
     pub window: Duration,
     /// At most this many spans of earlier batches wait; beyond it the oldest batches stop
@@ -46,6 +49,7 @@ impl Default for BuilderOptions {
             ]
             .map(String::from)
             .to_vec(),
+            call_dimensions: ["deployment.environment.name", "deployment.environment"].map(String::from).to_vec(),
             window: Duration::from_secs(10),
             max_waiting: 500_000,
         }
@@ -76,6 +80,8 @@ struct Observed {
     duration: u64,
     weight: f64,
     dims: Vec<Option<Arc<str>>>,
+    /// `dims` with those calls do not keep absent.
+    call_dims: Vec<Option<Arc<str>>>,
     peer: Option<(Family, Arc<str>)>,
 }
 
@@ -90,8 +96,14 @@ impl Observed {
             return None;
         }
         let (family, name) = self.peer.clone()?;
-        let key =
-            Key { minute: self.minute, family, service: self.service.clone(), name, kind: 0, dims: self.dims.clone() };
+        let key = Key {
+            minute: self.minute,
+            family,
+            service: self.service.clone(),
+            name,
+            kind: 0,
+            dims: self.call_dims.clone(),
+        };
         Some((key, self.duration, self.weight, self.error))
     }
 }
@@ -266,7 +278,7 @@ fn call(out: &mut Rollup, parent: &Parent, child: &Observed) {
         service: parent.service.clone(),
         name: child.service.clone(),
         kind: 0,
-        dims: child.dims.clone(),
+        dims: child.call_dims.clone(),
     };
     out.add(key, duration, child.weight, error);
 }
@@ -295,7 +307,13 @@ fn observe<'a>(options: &BuilderOptions, rows: impl IntoIterator<Item = &'a Span
             });
             let attributes = KeyValues::decode(row.attributes.as_ref()).map(|kv| kv.values).unwrap_or_default();
             let find = |name: &str| text(&attributes, name).or_else(|| text(resource, name));
-            let dims = options.dimensions.iter().map(|d| find(d).map(Arc::from)).collect();
+            let dims: Vec<Option<Arc<str>>> = options.dimensions.iter().map(|d| find(d).map(Arc::from)).collect();
+            let call_dims = options
+                .dimensions
+                .iter()
+                .zip(&dims)
+                .map(|(name, value)| value.clone().filter(|_| options.call_dimensions.contains(name)))
+                .collect();
             let peer = PEER_ATTRIBUTES.iter().find_map(|a| text(&attributes, a)).map(|name| {
                 let family = if text(&attributes, DB_SYSTEM).is_some() { Family::Database } else { Family::External };
                 (family, Arc::from(name))
@@ -313,6 +331,7 @@ fn observe<'a>(options: &BuilderOptions, rows: impl IntoIterator<Item = &'a Span
                 duration: row.duration_nanos(),
                 weight: sampling_weight(&attributes, &row.trace_state),
                 dims,
+                call_dims,
                 peer,
             }
         })
@@ -433,7 +452,8 @@ mod tests {
     }
 
     fn options() -> Arc<BuilderOptions> {
-        Arc::new(BuilderOptions { dimensions: vec!["deployment.environment".into()], ..Default::default() })
+        let dimensions = vec!["deployment.environment".into()];
+        Arc::new(BuilderOptions { call_dimensions: dimensions.clone(), dimensions, ..Default::default() })
     }
 
     fn near(nanos: u64, ms: u64) -> bool {

@@ -24,6 +24,13 @@ use std::sync::Arc;
 pub use builder::{sampling_weight, Builder, BuilderOptions, Observations, PEER_ATTRIBUTES};
 pub use sketch::{Latency, RELATIVE_ACCURACY};
 
+/// The attributes a store keeps aggregates by: all of them on spans, some on calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dimensions {
+    pub spans: Vec<String>,
+    pub calls: Vec<String>,
+}
+
 /// Nanoseconds in one minute, the resolution of every rollup.
 pub const MINUTE_NANOS: u64 = 60_000_000_000;
 

@@ -62,6 +62,7 @@ fn engine_options(config: &Config) -> EngineOptions {
         compaction_target_spans: storage.compaction_target_spans,
         rollups: BuilderOptions {
             dimensions: config.rollups.dimensions.clone(),
+            call_dimensions: config.rollups.call_dimensions.clone(),
             window: config.rollups.pair_window,
             ..BuilderOptions::default()
         },
@@ -159,6 +160,10 @@ mod tests {
     fn rollup_defaults_agree_with_the_configuration() {
         let options = engine_options(&Config::default());
         let defaults = BuilderOptions::default();
-        assert_eq!((options.rollups.dimensions, options.rollups.window), (defaults.dimensions, defaults.window));
+        let options = options.rollups;
+        assert_eq!(
+            (options.dimensions, options.call_dimensions, options.window),
+            (defaults.dimensions, defaults.call_dimensions, defaults.window)
+        );
     }
 }

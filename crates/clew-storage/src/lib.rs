@@ -15,7 +15,7 @@ use clew_model::{SpanRow, TenantId, TraceId};
 pub mod conformance;
 mod query;
 
-pub use clew_rollup::{Family, Key as RollupKey, Latency, Rollup, RollupQuery, Stats as RollupStats};
+pub use clew_rollup::{Dimensions, Family, Key as RollupKey, Latency, Rollup, RollupQuery, Stats as RollupStats};
 pub use query::{Catalog, Condition, FindRequest, Op, Operation, Target, Test, TimeRange, TraceHit, Value, ValueRef};
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -115,7 +115,7 @@ pub trait TraceReader: Send + Sync {
     async fn rollups(&self, tenant: &TenantId, query: &RollupQuery) -> Result<Rollup>;
 
     /// The attributes rollups are kept by (what [`RollupQuery`] may filter and group by).
-    fn rollup_dimensions(&self) -> Vec<String>;
+    fn rollup_dimensions(&self) -> Dimensions;
 }
 
 /// A complete backend, as the composition root holds it.

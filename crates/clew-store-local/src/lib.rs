@@ -836,8 +836,10 @@ impl TraceReader for LocalEngine {
         self.inner.rollups(tenant, query).await
     }
 
-    fn rollup_dimensions(&self) -> Vec<String> {
-        self.inner.options.rollups.dimensions.clone()
+    fn rollup_dimensions(&self) -> clew_storage::Dimensions {
+        let rollups = &self.inner.options.rollups;
+        let calls = rollups.dimensions.iter().filter(|d| rollups.call_dimensions.contains(d)).cloned().collect();
+        clew_storage::Dimensions { spans: rollups.dimensions.clone(), calls }
     }
 }
 

@@ -140,10 +140,19 @@ async fn compaction_merges_small_segments_and_keeps_every_span() {
         store.write(&tenant(), every_field_request([i; 16], START + u64::from(i))).await.unwrap();
         store.flush().await.unwrap();
     }
+    let spans_in_rollups = |store: Arc<LocalEngine>| async move {
+        use clew_storage::{RollupQuery, TraceReader};
+        let query =
+            RollupQuery { families: vec![clew_storage::Family::Span], ..RollupQuery::minutes(START, START + 1) };
+        store.rollups(&tenant(), &query).await.unwrap().entries.values().map(|s| s.count).sum::<f64>()
+    };
+    // Rollups count what was acknowledged, a retried request twice.
+    assert_eq!(spans_in_rollups(store.clone()).await, 30.0);
     // The background compactor starts after each flush; finish whatever it left.
     store.compact().await.unwrap();
     let stats = store.stats();
     assert_eq!((stats.segments, stats.segment_spans), (1, 15), "duplicates are merged away");
+    assert_eq!(spans_in_rollups(store.clone()).await, 30.0, "rollups add up in compaction");
     for i in 1..=5u8 {
         assert_eq!(span_count(&store, [i; 16]).await, 3);
     }
