@@ -1,11 +1,13 @@
-//! The query layer: search with TraceQL or simple filters, trace summaries, discovery.
+//! The query layer: search with TraceQL or simple filters, trace summaries, discovery, the
+//! service map and RED metrics.
 //!
 //! Owns the translation from TraceQL to storage conditions ([`plan`]), the evaluation of the
 //! exact query on candidate traces, result ordering and paging ([`search`]), and the parsing of
 //! the parameters every API shares (time ranges, durations, attribute filters). Talks to
 //! storage only through [`clew_storage::TraceReader`]; knows nothing of HTTP.
 //!
-//! Also analyses whole traces: the [`critical_path`] of one, the structural diff ([`compare`]) of two.
+//! Also reads rollups into the [`service_map`], [`red`] series and [`Exemplars`] queries, and
+//! analyses whole traces: the [`critical_path`] of one, the structural diff ([`compare`]) of two.
 
 mod compare;
 mod critical_path;

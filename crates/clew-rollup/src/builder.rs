@@ -161,14 +161,15 @@ impl Builder {
     /// Adds one batch of spans seen at `now`; returns the aggregates it completes: its spans,
     /// the calls it pairs (with earlier batches too), and calls to peers whose wait ended.
     pub fn add<'a>(&mut self, rows: impl IntoIterator<Item = &'a SpanRow>, now: Instant) -> Rollup {
-        let observed = Observations::of(&self.options, rows);
-        self.add_observed(observed, now)
+        let mut out = Rollup::new(self.options.dimensions.clone());
+        self.add_observed(Observations::of(&self.options, rows), now, &mut out);
+        out
     }
 
     /// [`Builder::add`] for spans already read with [`Observations::of`] (which needs no
-    /// builder, so callers can do it outside their lock).
-    pub fn add_observed(&mut self, observed: Observations, now: Instant) -> Rollup {
-        let mut out = Rollup::new(self.options.dimensions.clone());
+    /// builder, so callers can do it outside their lock), adding to `out` (which has the
+    /// builder's dimensions).
+    pub fn add_observed(&mut self, observed: Observations, now: Instant, out: &mut Rollup) {
         let spans = observed.0;
         let keys: Vec<SpanKey> = spans.iter().map(|s| (s.trace_id, s.span_id)).collect();
         for (key, span) in keys.iter().zip(&spans) {
@@ -190,7 +191,7 @@ impl Builder {
             let parent_key = (span.trace_id, parent_id);
             match self.spans.get(&parent_key) {
                 Some(parent) => {
-                    call(&mut out, parent, span);
+                    call(out, parent, span);
                     self.unanswered.remove(&parent_key);
                     answered.insert(parent_key);
                 }
@@ -201,7 +202,7 @@ impl Builder {
         for (key, span) in keys.iter().zip(&spans) {
             if let Some(children) = self.orphans.remove(key) {
                 let parent = span.as_parent();
-                children.iter().for_each(|child| call(&mut out, &parent, child));
+                children.iter().for_each(|child| call(out, &parent, child));
                 answered.insert(*key);
             }
         }
@@ -219,8 +220,7 @@ impl Builder {
             }
         }
         self.batches.push_back((now, keys, waits_for));
-        self.expire(now, &mut out);
-        out
+        self.expire(now, out);
     }
 
     /// Ends the waits that are over at `now` (the newest batch keeps waiting).

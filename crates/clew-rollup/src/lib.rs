@@ -147,7 +147,7 @@ impl Rollup {
     pub fn merge(&mut self, other: Rollup) {
         if other.dimensions == self.dimensions {
             for (key, stats) in other.entries {
-                self.merge_entry(key, &stats);
+                self.merge_owned(key, stats);
             }
             return;
         }
@@ -155,7 +155,16 @@ impl Rollup {
             self.dimensions.iter().map(|d| other.dimensions.iter().position(|o| o == d)).collect();
         for (mut key, stats) in other.entries {
             key.dims = positions.iter().map(|p| p.and_then(|p| key.dims.get(p).cloned().flatten())).collect();
-            self.merge_entry(key, &stats);
+            self.merge_owned(key, stats);
+        }
+    }
+
+    fn merge_owned(&mut self, key: Key, stats: Stats) {
+        match self.entries.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut existing) => existing.get_mut().merge(&stats),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(stats);
+            }
         }
     }
 

@@ -21,8 +21,8 @@ struct TenantHead {
 #[derive(Default)]
 pub(crate) struct Head {
     tenants: HashMap<TenantId, TenantHead>,
-    /// Aggregates of the head's spans per tenant, computed as they arrive; a tenant may have
-    /// aggregates without rows (calls to peers whose wait ended).
+    /// Aggregates of the head's spans per tenant, added when the head is frozen; a tenant may
+    /// have aggregates without rows (calls to peers whose wait ended).
     rollups: HashMap<TenantId, Rollup>,
     pub(crate) bytes: usize,
     pub(crate) spans: usize,
@@ -37,8 +37,7 @@ impl Head {
         self.spans == 0 && self.rollups.is_empty()
     }
 
-    pub(crate) fn insert(&mut self, tenant: &TenantId, rows: Vec<SpanRow>, rollup: Rollup) {
-        self.add_rollup(tenant, rollup);
+    pub(crate) fn insert(&mut self, tenant: &TenantId, rows: Vec<SpanRow>) {
         if rows.is_empty() {
             return;
         }

@@ -212,10 +212,12 @@ pub struct EngineStats {
     pub segment_bytes: u64,
 }
 
-/// The rollup builders of every tenant, created on first use.
+/// The rollup builders of every tenant, created on first use, and the aggregates of the rows
+/// appended to the active head (kept here, where they are added to, rather than merged into the
+/// head on every append; they join the head when it is frozen).
 struct Builders {
     options: Arc<BuilderOptions>,
-    tenants: HashMap<TenantId, Builder>,
+    tenants: HashMap<TenantId, (Builder, Rollup)>,
 }
 
 impl Builders {
@@ -223,25 +225,35 @@ impl Builders {
         Self { options: Arc::new(options.clone()), tenants: HashMap::new() }
     }
 
-    /// The aggregates spans `observed` complete, arriving now for `tenant`.
-    fn add(&mut self, tenant: &TenantId, observed: Observations) -> Rollup {
+    /// Adds what spans `observed`, arriving now for `tenant`, complete.
+    fn add(&mut self, tenant: &TenantId, observed: Observations) {
         let options = &self.options;
-        let builder = self.tenants.entry(tenant.clone()).or_insert_with(|| Builder::new(options.clone()));
-        builder.add_observed(observed, Instant::now())
+        let (builder, pending) = self
+            .tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| (Builder::new(options.clone()), Rollup::new(options.dimensions.clone())));
+        builder.add_observed(observed, Instant::now(), pending);
     }
 
-    /// Ends the waits that are over (all of them when `all`), into `head`.
-    fn expire_into(&mut self, head: &mut Head, all: bool) {
+    /// Adds to `out` what `query` selects of `tenant`'s aggregates not yet in a head.
+    fn select(&self, tenant: &TenantId, query: &RollupQuery, out: &mut Rollup) {
+        if let Some((_, pending)) = self.tenants.get(tenant) {
+            pending.select_into(query, out);
+        }
+    }
+
+    /// Moves the aggregates into `head`, after ending the waits that are over (all of them
+    /// when `all`).
+    fn move_into(&mut self, head: &mut Head, all: bool) {
         let now = Instant::now();
-        for (tenant, builder) in &mut self.tenants {
-            let rollup = if all {
-                builder.finish()
+        for (tenant, (builder, pending)) in &mut self.tenants {
+            if all {
+                pending.merge(builder.finish());
             } else {
-                let mut out = Rollup::new(builder.dimensions().to_vec());
-                builder.expire(now, &mut out);
-                out
-            };
-            head.add_rollup(tenant, rollup);
+                builder.expire(now, pending);
+            }
+            let fresh = Rollup::new(pending.dimensions.clone());
+            head.add_rollup(tenant, mem::replace(pending, fresh));
         }
     }
 }
@@ -323,8 +335,8 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
         match decoded {
             Some((tenant, request)) => {
                 let rows = rows_from_request(request);
-                let rollup = builders.add(&tenant, Observations::of(&options.rollups, &rows));
-                head.insert(&tenant, rows, rollup);
+                builders.add(&tenant, Observations::of(&options.rollups, &rows));
+                head.insert(&tenant, rows);
             }
             None => bad_records += 1,
         }
@@ -411,11 +423,10 @@ impl Inner {
             source: Box::new(e),
         })?;
         let flush_due = {
-            let mut builders = self.builders.lock();
-            let rollup = builders.add(tenant, observed);
+            // Rows and their aggregates go in under the rotation lock, so a freeze takes both.
+            self.builders.lock().add(tenant, observed);
             let mut state = self.state.lock();
-            drop(builders);
-            state.active.insert(tenant, rows, rollup);
+            state.active.insert(tenant, rows);
             state.active.bytes as u64 >= self.options.head_flush_bytes
         };
         if flush_due {
@@ -533,7 +544,7 @@ impl Inner {
             let mut out = query.output();
             let paths: Vec<PathBuf> = {
                 let state = self.state.lock();
-                state.active.select_rollup(tenant, query, &mut out);
+                self.builders.lock().select(tenant, query, &mut out);
                 if let Some(frozen) = &state.frozen {
                     frozen.select_rollup(tenant, query, &mut out);
                 }
@@ -584,7 +595,7 @@ impl Inner {
                 {
                     // Calls whose wait is over belong to this head; at close every wait ends.
                     let mut state = self.state.lock();
-                    self.builders.lock().expire_into(&mut state.active, self.closed.load(Ordering::Acquire));
+                    self.builders.lock().move_into(&mut state.active, self.closed.load(Ordering::Acquire));
                     if state.active.is_empty() {
                         return Ok(());
                     }
