@@ -12,25 +12,12 @@ use clew_model::otlp::trace::v1::span::SpanKind;
 use clew_model::otlp::trace::v1::status::StatusCode as OtlpStatus;
 use clew_model::otlp::trace::v1::Status;
 use clew_storage::Storage;
-use common::{hex as id, kv, on_node_1, span, text, App, SpanSpec, MILLI};
+use common::{hex as id, kv, on_node_1, span, text, timed as spec, App, SpanSpec, MILLI};
 use serde_json::{json, Value};
 
 const CHECKOUT: [u8; 16] = [0xa1; 16];
 const HEALTH: [u8; 16] = [0xb2; 16];
 const CART: [u8; 16] = [0xc3; 16];
-
-/// A span of `millis` milliseconds with no attributes or status.
-fn spec(
-    trace: [u8; 16],
-    id: u8,
-    parent: Option<u8>,
-    name: &str,
-    kind: SpanKind,
-    start: u64,
-    millis: u64,
-) -> SpanSpec<'_> {
-    SpanSpec { parent, kind, ..common::spec(trace, id, name, start, millis * MILLI) }
-}
 
 /// Three traces, newest last:
 /// - checkout: frontend `GET /checkout` (server, 50 ms, `http.status_code`=500 as an int,

@@ -18,7 +18,7 @@ use clew_model::otlp::trace::v1::status::StatusCode as OtlpStatus;
 use clew_model::otlp::trace::v1::Status;
 use clew_storage::Storage;
 use clew_store_local::{BuilderOptions, EngineOptions, LocalEngine};
-use common::{hex, json, kv, resource_spans, span, text, write, App, SpanSpec, MILLI};
+use common::{hex, json, kv, resource_spans, span, text, timed as at, write, App, SpanSpec, MILLI};
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
@@ -52,19 +52,6 @@ async fn reopen(app: App) -> App {
     engine.close().await.unwrap();
     drop((router, engine, draining));
     open(_dir, BuilderOptions::default().window).await
-}
-
-/// A span of `millis` milliseconds starting at `start` (Unix nanoseconds).
-fn at(
-    trace: [u8; 16],
-    id: u8,
-    parent: Option<u8>,
-    name: &str,
-    kind: SpanKind,
-    start: u64,
-    millis: u64,
-) -> SpanSpec<'_> {
-    SpanSpec { parent, kind, ..common::spec(trace, id, name, start, millis * MILLI) }
 }
 
 fn failed() -> Option<Status> {

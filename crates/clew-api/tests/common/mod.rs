@@ -155,6 +155,19 @@ pub(crate) fn spec(trace: [u8; 16], id: u8, name: &str, start: u64, duration: u6
     }
 }
 
+/// A span of `millis` milliseconds of `kind`, child of `parent`, with no attributes or status.
+pub(crate) fn timed(
+    trace: [u8; 16],
+    id: u8,
+    parent: Option<u8>,
+    name: &str,
+    kind: SpanKind,
+    start: u64,
+    millis: u64,
+) -> SpanSpec<'_> {
+    SpanSpec { parent, kind, ..spec(trace, id, name, start, millis * MILLI) }
+}
+
 pub(crate) fn span(spec: SpanSpec<'_>) -> Span {
     Span {
         trace_id: spec.trace.to_vec(),
