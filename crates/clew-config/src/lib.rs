@@ -107,17 +107,11 @@ pub struct RollupConfig {
 
 impl Default for RollupConfig {
     fn default() -> Self {
+        let defaults = clew_rollup::BuilderOptions::default();
         Self {
-            dimensions: [
-                "deployment.environment.name",
-                "deployment.environment",
-                "http.route",
-                "http.response.status_code",
-            ]
-            .map(String::from)
-            .to_vec(),
-            call_dimensions: ["deployment.environment.name", "deployment.environment"].map(String::from).to_vec(),
-            pair_window: Duration::from_secs(10),
+            dimensions: defaults.dimensions,
+            call_dimensions: defaults.call_dimensions,
+            pair_window: defaults.window,
         }
     }
 }

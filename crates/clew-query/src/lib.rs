@@ -31,7 +31,7 @@ pub use critical_path::{critical_path, CriticalPath, PathSegment, PathSpan};
 pub use filters::{attribute_filter, duration, field, kind, kind_name, status, text_equals, typed_literal, Filters};
 pub use metrics::{
     dependencies, dimension_filter, family, red, service_map, Edge, Exemplars, Node, Red, RedPoint, RedRequest,
-    RedResult, RedSeries, ServiceMap, MAX_POINTS,
+    RedResult, RedSeries, ServiceMap,
 };
 pub use plan::{kind_code, plan, status_code, target_of};
 pub use search::{search, Cursor, Limits, Order, Search, SearchResult};

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{decimal, QueryError, Result};
 
 /// Most points one RED series may have.
-pub const MAX_POINTS: u64 = 1_500;
+const MAX_POINTS: u64 = 1_500;
 /// Points a RED series has at most when no step is given...
 const DEFAULT_POINTS: u64 = 120;
 /// ... with the first of these steps (minutes) that keeps to it.

@@ -153,9 +153,10 @@ impl Builder {
         &self.options.dimensions
     }
 
-    /// Spans whose parent never arrived within the window (they still count as spans).
-    pub fn unpaired(&self) -> u64 {
-        self.unpaired
+    /// Spans whose parent never arrived within the window since the last call (they still
+    /// count as spans, not as calls).
+    pub fn take_unpaired(&mut self) -> u64 {
+        std::mem::take(&mut self.unpaired)
     }
 
     /// Adds one batch of spans seen at `now`; returns the aggregates it completes: its spans,
@@ -353,7 +354,7 @@ fn text(attributes: &[KeyValue], name: &str) -> Option<String> {
 /// How many spans a stored span stands for: the [`SAMPLING_WEIGHT`] attribute when positive,
 /// else the adjusted count of an OpenTelemetry sampling threshold in the trace state
 /// (`ot=th:…`), else 1.
-pub fn sampling_weight(attributes: &[KeyValue], trace_state: &str) -> f64 {
+fn sampling_weight(attributes: &[KeyValue], trace_state: &str) -> f64 {
     let recorded =
         attributes.iter().find(|kv| kv.key == SAMPLING_WEIGHT).and_then(|kv| match kv.value.as_ref()?.value {
             Some(any_value::Value::DoubleValue(d)) => Some(d),
@@ -523,7 +524,7 @@ mod tests {
         assert_eq!(calls(&fourth)[0].0, Family::Call);
         assert!(calls(&builder.finish()).is_empty());
         // Both client spans' own parent (span 1) never came.
-        assert_eq!(builder.unpaired(), 2);
+        assert_eq!(builder.take_unpaired(), 2);
     }
 
     #[test]
@@ -538,7 +539,7 @@ mod tests {
         assert_eq!(calls(&later).iter().map(|c| c.2.as_str()).collect::<Vec<_>>(), ["redis"]);
         // The orphan waits for its parent until the end.
         builder.finish();
-        assert_eq!(builder.unpaired(), 1);
+        assert_eq!(builder.take_unpaired(), 1);
     }
 
     #[test]

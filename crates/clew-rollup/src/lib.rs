@@ -21,7 +21,7 @@ mod sketch;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use builder::{sampling_weight, Builder, BuilderOptions, Observations, PEER_ATTRIBUTES};
+pub use builder::{Builder, BuilderOptions, Observations, PEER_ATTRIBUTES};
 pub use sketch::{Latency, RELATIVE_ACCURACY};
 
 /// The attributes a store keeps aggregates by: all of them on spans, some on calls.

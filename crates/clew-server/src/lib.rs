@@ -151,19 +151,3 @@ pub async fn run(
     tracing::info!("storage flushed; bye");
     api_result.and(otlp_http_result).and(grpc_result)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rollup_defaults_agree_with_the_configuration() {
-        let options = engine_options(&Config::default());
-        let defaults = BuilderOptions::default();
-        let options = options.rollups;
-        assert_eq!(
-            (options.dimensions, options.call_dimensions, options.window),
-            (defaults.dimensions, defaults.call_dimensions, defaults.window)
-        );
-    }
-}

@@ -243,8 +243,9 @@ impl Builders {
     }
 
     /// Moves the aggregates into `head`, after ending the waits that are over (all of them
-    /// when `all`).
-    fn move_into(&mut self, head: &mut Head, all: bool) {
+    /// when `all`); how many spans stopped waiting for a parent that did not come.
+    fn move_into(&mut self, head: &mut Head, all: bool) -> u64 {
+        let mut unpaired = 0;
         let now = Instant::now();
         for (tenant, (builder, pending)) in &mut self.tenants {
             if all {
@@ -252,9 +253,11 @@ impl Builders {
             } else {
                 builder.expire(now, pending);
             }
+            unpaired += builder.take_unpaired();
             let fresh = Rollup::new(pending.dimensions.clone());
             head.add_rollup(tenant, mem::replace(pending, fresh));
         }
+        unpaired
     }
 }
 
@@ -437,47 +440,26 @@ impl Inner {
     }
 
     async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>> {
-        // A compaction may delete a segment between taking the snapshot and reading it; by
-        // then its replacement is registered, so a fresh snapshot finds the rows.
-        let mut attempts = 0;
-        let mut rows = loop {
-            attempts += 1;
-            let (mut rows, frozen, segments) = {
-                let state = self.state.lock();
-                let segments: Vec<Arc<Segment>> = state
-                    .segments
-                    .get(tenant)
-                    .map(|all| all.iter().filter(|s| s.contains(&trace_id)).cloned().collect())
-                    .unwrap_or_default();
-                (state.active.trace(tenant, &trace_id), state.frozen.clone(), segments)
-            };
-            if let Some(frozen) = frozen {
+        let what = format!("read trace {trace_id}");
+        let mut rows = read_files(&what, &format!("trace {trace_id}"), || {
+            let state = self.state.lock();
+            let segments: Vec<Arc<Segment>> = state
+                .segments
+                .get(tenant)
+                .map(|all| all.iter().filter(|s| s.contains(&trace_id)).cloned().collect())
+                .unwrap_or_default();
+            let mut rows = state.active.trace(tenant, &trace_id);
+            if let Some(frozen) = &state.frozen {
                 rows.extend(frozen.trace(tenant, &trace_id));
             }
-            if segments.is_empty() {
-                break rows;
-            }
-            let found = tokio::task::spawn_blocking(move || {
-                let mut rows = Vec::new();
+            move || {
                 for segment in segments {
                     rows.extend(segment.trace(trace_id)?);
                 }
-                Ok::<_, io::Error>(rows)
-            })
-            .await
-            .map_err(|e| StorageError::internal("read segments", e))?;
-            match found {
-                Ok(found) => {
-                    rows.extend(found);
-                    break rows;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Err(StorageError::Corrupt { location: format!("trace {trace_id}"), reason: e.to_string() })
-                }
-                Err(e) => return Err(StorageError::internal(format!("read trace {trace_id} from segments"), e)),
+                Ok(rows)
             }
-        };
+        })
+        .await?;
         // A client that retried an export, or a crash between a flush and its checkpoint,
         // can store a span twice; identical copies are shown once.
         rows.sort_by_key(segment::sort_key);
@@ -496,40 +478,22 @@ impl Inner {
     ) -> Result<T> {
         let read = Arc::new(read);
         let (first, last) = (day_of(range.start), day_of(range.end.saturating_sub(1)));
-        // As in `trace`: a compaction may delete a segment of the snapshot; a fresh one has its
-        // replacement.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let snapshot = {
-                let state = self.state.lock();
-                let mut head = state.active.chunks(tenant);
-                if let Some(frozen) = &state.frozen {
-                    head.extend(frozen.chunks(tenant));
-                }
-                let segments = state
-                    .segments
-                    .get(tenant)
-                    .map(|all| all.iter().filter(|s| (first..=last).contains(&s.meta.day)).cloned().collect())
-                    .unwrap_or_default();
-                Snapshot { head, segments }
-            };
-            let read = read.clone();
-            let result = tokio::task::spawn_blocking(move || read(&snapshot))
-                .await
-                .map_err(|e| StorageError::internal(what.to_owned(), e))?;
-            match result {
-                Ok(value) => return Ok(value),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Err(StorageError::Corrupt {
-                        location: format!("segments of {tenant}"),
-                        reason: e.to_string(),
-                    })
-                }
-                Err(e) => return Err(StorageError::internal(what.to_owned(), e)),
+        read_files(what, &format!("segments of {tenant}"), || {
+            let state = self.state.lock();
+            let mut head = state.active.chunks(tenant);
+            if let Some(frozen) = &state.frozen {
+                head.extend(frozen.chunks(tenant));
             }
-        }
+            let segments = state
+                .segments
+                .get(tenant)
+                .map(|all| all.iter().filter(|s| (first..=last).contains(&s.meta.day)).cloned().collect())
+                .unwrap_or_default();
+            let snapshot = Snapshot { head, segments };
+            let read = read.clone();
+            move || read(&snapshot)
+        })
+        .await
     }
 
     /// The aggregates `query` selects: from the heads under the lock, then from the rollup
@@ -538,49 +502,32 @@ impl Inner {
     async fn rollups(&self, tenant: &TenantId, query: &RollupQuery) -> Result<Rollup> {
         let first = day_of(u64::from(query.start_minute) * MINUTE_NANOS);
         let last = day_of(u64::from(query.end_minute.max(query.start_minute + 1) - 1) * MINUTE_NANOS) + 1;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
+        read_files("read rollups", &format!("rollups of {tenant}"), || {
             let mut out = query.output();
-            let paths: Vec<PathBuf> = {
-                let state = self.state.lock();
-                self.builders.lock().select(tenant, query, &mut out);
-                if let Some(frozen) = &state.frozen {
-                    frozen.select_rollup(tenant, query, &mut out);
-                }
-                state
-                    .segments
-                    .get(tenant)
-                    .map(|all| {
-                        all.iter()
-                            .filter(|s| (first..=last).contains(&s.meta.day))
-                            .map(|s| rollup_file::path_of(&s.path))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let state = self.state.lock();
+            self.builders.lock().select(tenant, query, &mut out);
+            if let Some(frozen) = &state.frozen {
+                frozen.select_rollup(tenant, query, &mut out);
+            }
+            let paths: Vec<PathBuf> = state
+                .segments
+                .get(tenant)
+                .map(|all| {
+                    all.iter()
+                        .filter(|s| (first..=last).contains(&s.meta.day))
+                        .map(|s| rollup_file::path_of(&s.path))
+                        .collect()
+                })
+                .unwrap_or_default();
             let query = query.clone();
-            let result = tokio::task::spawn_blocking(move || {
+            move || {
                 for path in &paths {
                     rollup_file::select(path, &query, &mut out)?;
                 }
-                Ok::<_, io::Error>(out)
-            })
-            .await
-            .map_err(|e| StorageError::internal("read rollups", e))?;
-            match result {
-                Ok(out) => return Ok(out),
-                // A compaction replaced a segment meanwhile; its replacement is registered.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Err(StorageError::Corrupt {
-                        location: format!("rollups of {tenant}"),
-                        reason: e.to_string(),
-                    })
-                }
-                Err(e) => return Err(StorageError::internal("read rollups", e)),
+                Ok(out)
             }
-        }
+        })
+        .await
     }
 
     /// Freezes the head (or retries a frozen head that failed to flush), writes it as segments,
@@ -595,7 +542,9 @@ impl Inner {
                 {
                     // Calls whose wait is over belong to this head; at close every wait ends.
                     let mut state = self.state.lock();
-                    self.builders.lock().move_into(&mut state.active, self.closed.load(Ordering::Acquire));
+                    let unpaired =
+                        self.builders.lock().move_into(&mut state.active, self.closed.load(Ordering::Acquire));
+                    self.metrics.unpaired_spans.inc_by(unpaired);
                     if state.active.is_empty() {
                         return Ok(());
                     }
@@ -692,6 +641,31 @@ impl Inner {
         self.metrics.compactions.inc();
         self.update_gauges();
         Ok(true)
+    }
+}
+
+/// Runs the file reads `prepare` makes off the async threads. `prepare` takes what to read
+/// under the engine lock; a compaction may delete a segment between then and the read, but by
+/// then its replacement is registered, so a read that finds a file gone is prepared and run
+/// again (at most three times). `location` names what was read when the data is corrupt.
+async fn read_files<T, R>(what: &str, location: &str, mut prepare: impl FnMut() -> R) -> Result<T>
+where
+    T: Send + 'static,
+    R: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result =
+            tokio::task::spawn_blocking(prepare()).await.map_err(|e| StorageError::internal(what.to_owned(), e))?;
+        match result {
+            Ok(value) => return Ok(value),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(StorageError::Corrupt { location: location.to_owned(), reason: e.to_string() })
+            }
+            Err(e) => return Err(StorageError::internal(what.to_owned(), e)),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) struct EngineMetrics {
     pub(crate) flushes: Counter,
     pub(crate) flush_failures: Counter,
     pub(crate) compactions: Counter,
+    pub(crate) unpaired_spans: Counter,
     head_spans: Gauge,
     head_bytes: Gauge,
     segments: Gauge,
@@ -39,6 +40,11 @@ impl EngineMetrics {
         r.register("flushes", "Head flushes to segments", m.flushes.clone());
         r.register("flush_failures", "Head flushes that failed and will be retried", m.flush_failures.clone());
         r.register("compactions", "Segment compactions", m.compactions.clone());
+        r.register(
+            "rollup_unpaired_spans",
+            "Spans whose parent did not arrive within the pair window (counted as spans, not as calls)",
+            m.unpaired_spans.clone(),
+        );
         r.register("head_spans", "Spans in the in-memory head", m.head_spans.clone());
         r.register("head_bytes", "Estimated bytes in the in-memory head", m.head_bytes.clone());
         r.register("segments", "Segments on disk", m.segments.clone());

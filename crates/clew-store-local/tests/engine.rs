@@ -292,3 +292,24 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn spans_whose_parent_never_comes_are_counted() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.rollups.window = Duration::ZERO;
+    let mut registry = Registry::default();
+    let store = LocalEngine::open(opts, &mut registry).await.unwrap();
+    // Spans 2 and 3 of this request have their parent (span 1) in it; span 1 has parent 9,
+    // which never comes. The next request ends the first one's wait.
+    let mut orphaned = every_field_request([0x0f; 16], START);
+    orphaned.resource_spans[0].scope_spans[0].spans[0].parent_span_id = vec![9; 8];
+    store.write(&tenant(), orphaned).await.unwrap();
+    store.write(&tenant(), every_field_request([0x1f; 16], START)).await.unwrap();
+    store.flush().await.unwrap();
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains("clew_storage_rollup_unpaired_spans_total 1\n"), "{text}");
+    store.close().await.unwrap();
+}
