@@ -38,3 +38,9 @@ pub fn day_of(unix_nano: u64) -> u32 {
     // u64 nanoseconds cover ~584 years, so the day always fits in u32.
     (unix_nano / NANOS_PER_DAY) as u32
 }
+
+/// A UTC day (days since 1970-01-01) as `YYYY-MM-DD`.
+pub fn day_name(day: u32) -> String {
+    let date = time::Date::from_julian_day(2_440_588 + day as i32).unwrap_or(time::Date::MIN);
+    format!("{:04}-{:02}-{:02}", date.year(), date.month() as u8, date.day())
+}

@@ -10,9 +10,11 @@ use clew_model::otlp::common::v1::{
 };
 use clew_model::otlp::resource::v1::Resource;
 use clew_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
-use clew_model::{assemble, TenantId, TraceId};
+use clew_model::{assemble, day_of, TenantId, TraceId};
 
-use crate::{Condition, DynStorage, Family, FindRequest, Op, RollupQuery, Target, Test, TimeRange, Value as V};
+use crate::{
+    Condition, DayUsage, DynStorage, Family, FindRequest, Op, RollupQuery, Target, Test, TimeRange, Value as V,
+};
 
 /// Opens the backend under test.
 #[async_trait]
@@ -31,10 +33,13 @@ pub async fn run(harness: &mut impl Harness) {
     find_by_conditions(&store).await;
     catalog_and_values(&store).await;
     rollups_pair_calls(&store).await;
+    days_report_usage(&store).await;
+    drop_day_deletes_the_day(&store).await;
     store.close().await.expect("close");
     let store = harness.open().await;
     survives_reopen(&store).await;
     rollups_survive_reopen(&store).await;
+    dropped_day_stays_dropped(&store).await;
     store.close().await.expect("close");
 }
 
@@ -488,4 +493,114 @@ async fn rollups_survive_reopen(store: &DynStorage) {
         ],
         "rollups after reopen"
     );
+}
+
+const DAY_NANOS: u64 = 86_400_000_000_000;
+/// Days well in the past (2022-04-15 and on), as retention drops them.
+const OLD_DAY_START: u64 = 19_097 * DAY_NANOS;
+
+/// A day's whole range.
+fn day_range(day: u32) -> TimeRange {
+    TimeRange { start: u64::from(day) * DAY_NANOS, end: u64::from(day + 1) * DAY_NANOS }
+}
+
+async fn span_total(store: &DynStorage, t: &TenantId, trace: [u8; 16]) -> usize {
+    read(store, t, trace).await.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+}
+
+async fn days_report_usage(store: &DynStorage) {
+    let (a, b) = (tenant("conformance-days-a"), tenant("conformance-days-b"));
+    let first = OLD_DAY_START + 3_600_000_000_000;
+    let second = first + DAY_NANOS;
+    store.write(&a, every_field_request([0x41; 16], first)).await.expect("write");
+    store.write(&a, every_field_request([0x42; 16], second)).await.expect("write");
+    store.write(&a, every_field_request([0x43; 16], second + 1_000)).await.expect("write");
+    store.write(&b, every_field_request([0x41; 16], second)).await.expect("write");
+    store.flush().await.expect("flush");
+    let days = store.days(&a).await.expect("days");
+    let counted: Vec<(u32, u64)> = days.iter().map(|d| (d.day, d.spans)).collect();
+    assert_eq!(counted, [(day_of(first), 3), (day_of(second), 6)], "days_report_usage: days of a, oldest first");
+    assert!(days.iter().all(|d| d.bytes > 0), "days_report_usage: bytes {days:?}");
+    let days = store.days(&b).await.expect("days");
+    assert_eq!(
+        days.iter().map(|d| (d.day, d.spans)).collect::<Vec<_>>(),
+        [(day_of(second), 3)],
+        "days_report_usage: b"
+    );
+    assert!(
+        store.days(&tenant("conformance-days-none")).await.expect("days").is_empty(),
+        "days_report_usage: a tenant without data"
+    );
+    let tenants = store.tenants().await.expect("tenants");
+    assert!(tenants.contains(&a) && tenants.contains(&b), "days_report_usage: tenants {tenants:?}");
+    assert!(tenants.windows(2).all(|w| w[0] < w[1]), "days_report_usage: tenants sorted {tenants:?}");
+}
+
+const DROP_OLD: [u8; 16] = [0x51; 16];
+const DROP_CALLS: [u8; 16] = [0x52; 16];
+const DROP_KEPT: [u8; 16] = [0x53; 16];
+const DROP_UNFLUSHED: [u8; 16] = [0x54; 16];
+
+/// Everything about `day` that `t` can read: spans of `traces`, search, catalog and rollups.
+async fn assert_day_gone(store: &DynStorage, t: &TenantId, day: u32, traces: &[[u8; 16]], context: &str) {
+    for trace in traces {
+        assert!(read(store, t, *trace).await.is_empty(), "{context}: trace {trace:?} still reads");
+    }
+    let range = day_range(day);
+    assert!(found(store, t, range, vec![]).await.is_empty(), "{context}: search finds the day");
+    let catalog = store.catalog(t, range).await.expect("catalog");
+    assert!(catalog.operations.is_empty(), "{context}: catalog {:?}", catalog.operations);
+    let rollups = store.rollups(t, &RollupQuery::minutes(range.start, range.end)).await.expect("rollups");
+    assert!(rollups.is_empty(), "{context}: rollups {:?}", rollups.into_sorted());
+    let days = store.days(t).await.expect("days");
+    assert!(days.iter().all(|d| d.day != day), "{context}: days {days:?}");
+}
+
+async fn drop_day_deletes_the_day(store: &DynStorage) {
+    use span::SpanKind::{Client, Server};
+    let (t, other) = (tenant("conformance-drop"), tenant("conformance-drop-other"));
+    let old = OLD_DAY_START + 7_200_000_000_000;
+    let (old_day, next) = (day_of(old), old + DAY_NANOS);
+    store.write(&t, every_field_request(DROP_OLD, old)).await.expect("write");
+    // A call to a database that nothing answers: it counts once its wait ends.
+    let calls = service_request(
+        "cart",
+        DROP_CALLS,
+        old,
+        vec![(1, 0, Server, 0, 40, false, vec![]), (2, 1, Client, 10, 10, false, vec![kv("db.system", s("redis"))])],
+    );
+    store.write(&t, calls).await.expect("write");
+    store.write(&t, every_field_request(DROP_KEPT, next)).await.expect("write");
+    store.write(&other, every_field_request(DROP_OLD, old)).await.expect("write");
+    store.flush().await.expect("flush");
+    let before = store.days(&t).await.expect("days");
+    assert_eq!(before.iter().map(|d| (d.day, d.spans)).collect::<Vec<_>>(), [(old_day, 5), (old_day + 1, 3)]);
+
+    let freed = store.drop_day(&t, old_day).await.expect("drop_day");
+    assert_eq!(freed, before[0], "drop_day_deletes_the_day: what was freed");
+    assert_day_gone(store, &t, old_day, &[DROP_OLD, DROP_CALLS], "drop_day_deletes_the_day").await;
+    assert_eq!(span_total(store, &t, DROP_KEPT).await, 3, "drop_day_deletes_the_day: the other day");
+    let kept = found(store, &t, day_range(old_day + 1), vec![]).await;
+    assert_eq!(kept, [TraceId::from_bytes(DROP_KEPT).expect("non-zero")], "drop_day_deletes_the_day: search");
+    assert_eq!(store.days(&t).await.expect("days"), before[1..], "drop_day_deletes_the_day: days left");
+    assert_eq!(span_total(store, &other, DROP_OLD).await, 3, "drop_day_deletes_the_day: other tenant");
+    assert_eq!(store.days(&other).await.expect("days").len(), 1, "drop_day_deletes_the_day: other tenant's days");
+
+    // Acknowledged and not flushed yet: dropped too.
+    store.write(&t, every_field_request(DROP_UNFLUSHED, old + 1_000)).await.expect("write");
+    let freed = store.drop_day(&t, old_day).await.expect("drop_day");
+    assert_eq!((freed.day, freed.spans), (old_day, 3), "drop_day_deletes_the_day: unflushed spans");
+    assert_day_gone(store, &t, old_day, &[DROP_OLD, DROP_CALLS, DROP_UNFLUSHED], "drop_day_deletes_the_day: unflushed")
+        .await;
+
+    let empty = store.drop_day(&t, old_day - 30).await.expect("drop an empty day");
+    assert_eq!(empty, DayUsage { day: old_day - 30, bytes: 0, spans: 0 }, "drop_day_deletes_the_day: empty day");
+}
+
+async fn dropped_day_stays_dropped(store: &DynStorage) {
+    let t = tenant("conformance-drop");
+    let old_day = day_of(OLD_DAY_START + 7_200_000_000_000);
+    assert_day_gone(store, &t, old_day, &[DROP_OLD, DROP_CALLS, DROP_UNFLUSHED], "dropped_day_stays_dropped").await;
+    assert_eq!(span_total(store, &t, DROP_KEPT).await, 3, "dropped_day_stays_dropped: the other day");
+    assert_eq!(span_total(store, &tenant("conformance-drop-other"), DROP_OLD).await, 3, "dropped_day_stays_dropped");
 }

@@ -118,6 +118,14 @@ pub trait TraceReader: Send + Sync {
     fn rollup_dimensions(&self) -> Dimensions;
 }
 
+/// What one tenant keeps for one UTC day (days since the Unix epoch, as `clew_model::day_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayUsage {
+    pub day: u32,
+    pub bytes: u64,
+    pub spans: u64,
+}
+
 /// A complete backend, as the composition root holds it.
 #[async_trait]
 pub trait Storage: SpanWriter + TraceReader {
@@ -130,6 +138,19 @@ pub trait Storage: SpanWriter + TraceReader {
 
     /// Whether the store accepts writes right now (for readiness probes).
     fn is_ready(&self) -> bool;
+
+    /// The tenants that have stored data (for maintenance loops), sorted.
+    async fn tenants(&self) -> Result<Vec<TenantId>>;
+
+    /// Per UTC day of span start, what `tenant` keeps in long-term storage (for the local
+    /// engine: segment files on disk incl. their trace-ID index and rollup files; data still
+    /// only in the head/WAL is not counted), oldest first; days with nothing are absent.
+    async fn days(&self, tenant: &TenantId) -> Result<Vec<DayUsage>>;
+
+    /// Deletes everything `tenant` stored for `day` — spans, indexes, rollups — including
+    /// acknowledged spans of that day not yet flushed. Returns what was freed. Deleting a day
+    /// with nothing is Ok with zero usage.
+    async fn drop_day(&self, tenant: &TenantId, day: u32) -> Result<DayUsage>;
 }
 
 pub type DynStorage = Arc<dyn Storage>;

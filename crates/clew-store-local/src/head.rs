@@ -102,6 +102,11 @@ impl Head {
         parts
     }
 
+    /// The tenants with rows here.
+    pub(crate) fn tenants(&self) -> impl Iterator<Item = &TenantId> {
+        self.tenants.keys()
+    }
+
     /// The rows of `tenant`, in chunks.
     pub(crate) fn chunks(&self, tenant: &TenantId) -> Vec<Arc<Vec<SpanRow>>> {
         self.tenants.get(tenant).map(|head| head.chunks.clone()).unwrap_or_default()

@@ -15,7 +15,7 @@ mod scan;
 mod segment;
 mod wal;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::mem;
 use std::path::{Path, PathBuf};
@@ -28,8 +28,8 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::{day_of, rows_from_request, SpanRow, TenantId, TraceId};
 use clew_rollup::{Builder, Observations, Rollup, RollupQuery, MINUTE_NANOS};
 use clew_storage::{
-    Catalog, FindRequest, Result, SpanWriter, Storage, StorageError, Target, TimeRange, TraceHit, TraceReader, Value,
-    WriteReceipt,
+    Catalog, DayUsage, FindRequest, Result, SpanWriter, Storage, StorageError, Target, TimeRange, TraceHit,
+    TraceReader, Value, WriteReceipt,
 };
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
@@ -106,6 +106,10 @@ struct Inner {
     /// One compaction at a time.
     compaction_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+    /// Counts the days dropped, raised under the `state` lock as their segments leave it and
+    /// before their files are deleted: a read that finds a file gone after it changed looks
+    /// again without counting that as a failed attempt (see `read_files`).
+    drops: AtomicU64,
     /// Rollup builders per tenant; appends hold it from computing a request's aggregates to
     /// adding them to the head.
     builders: Mutex<Builders>,
@@ -164,6 +168,7 @@ impl LocalEngine {
             flush_lock: tokio::sync::Mutex::new(()),
             compaction_lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(State { active: head, frozen: None, segments: by_tenant }),
+            drops: AtomicU64::new(0),
             builders: Mutex::new(builders),
             unregistered: Mutex::new(None),
             pending_wal_bytes: Arc::new(Semaphore::new(permits)),
@@ -240,6 +245,17 @@ impl Builders {
         if let Some((_, pending)) = self.tenants.get(tenant) {
             pending.select_into(query, out);
         }
+    }
+
+    /// Ends `tenant`'s waits for the other side of its calls (as closing does), keeping what
+    /// that adds except to minutes of `day`: spans of a dropped day add nothing to it later.
+    fn forget_day(&mut self, tenant: &TenantId, day: u32) {
+        let Some((builder, pending)) = self.tenants.get_mut(tenant) else {
+            return;
+        };
+        let mut ended = builder.finish();
+        ended.entries.retain(|key, _| day_of_minute(key.minute) != day);
+        pending.merge(ended);
     }
 
     /// Moves the aggregates into `head`, after ending the waits that are over (all of them
@@ -322,8 +338,11 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
         checkpoint = checkpoint.max(done);
         wal::checkpoint(&wal_dir, checkpoint).map_err(io_err("write the WAL checkpoint"))?;
     }
-    for segment in &segments {
-        rebuild_rollup(options, segment).map_err(io_err("rebuild a segment's rollup"))?;
+    for segment in &mut segments {
+        if rebuild_rollup(options, segment).map_err(io_err("rebuild a segment's rollup"))? {
+            segment.rollup_bytes =
+                segment::file_len(&rollup_file::path_of(&segment.path)).map_err(io_err("measure a rebuilt rollup"))?;
+        }
     }
 
     let mut head = Head::default();
@@ -360,18 +379,25 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
     Ok(Recovered { head, builders, segments, next_segment_id, next_wal_seq: report.last_seq.max(checkpoint) + 1 })
 }
 
-/// Writes the rollup of a segment stored before rollups existed, from its rows alone.
-fn rebuild_rollup(options: &EngineOptions, segment: &Segment) -> io::Result<()> {
+/// Writes the rollup of a segment stored before rollups existed (or whose rollup file was
+/// deleted), from its rows alone; whether it had to.
+fn rebuild_rollup(options: &EngineOptions, segment: &Segment) -> io::Result<bool> {
     let path = rollup_file::path_of(&segment.path);
     if path.exists() {
-        return Ok(());
+        return Ok(false);
     }
     tracing::info!(segment = %segment.path.display(), "computing the rollup of a segment written without one");
     let mut rows = Vec::new();
     for batch in segment.scan()? {
         rows.extend(batch?);
     }
-    rollup_file::write(&path, &Builder::once(Arc::new(options.rollups.clone()), &rows))
+    rollup_file::write(&path, &Builder::once(Arc::new(options.rollups.clone()), &rows))?;
+    Ok(true)
+}
+
+/// The UTC day a rollup minute falls on.
+fn day_of_minute(minute: u32) -> u32 {
+    day_of(u64::from(minute) * MINUTE_NANOS)
 }
 
 impl Inner {
@@ -441,25 +467,26 @@ impl Inner {
 
     async fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<Vec<SpanRow>> {
         let what = format!("read trace {trace_id}");
-        let mut rows = read_files(&what, &format!("trace {trace_id}"), || {
-            let state = self.state.lock();
-            let segments: Vec<Arc<Segment>> = state
-                .segments
-                .get(tenant)
-                .map(|all| all.iter().filter(|s| s.contains(&trace_id)).cloned().collect())
-                .unwrap_or_default();
-            let mut rows = state.active.trace(tenant, &trace_id);
-            if let Some(frozen) = &state.frozen {
-                rows.extend(frozen.trace(tenant, &trace_id));
-            }
-            move || {
-                for segment in segments {
-                    rows.extend(segment.trace(trace_id)?);
+        let mut rows = self
+            .read_files(&what, &format!("trace {trace_id}"), || {
+                let state = self.state.lock();
+                let segments: Vec<Arc<Segment>> = state
+                    .segments
+                    .get(tenant)
+                    .map(|all| all.iter().filter(|s| s.contains(&trace_id)).cloned().collect())
+                    .unwrap_or_default();
+                let mut rows = state.active.trace(tenant, &trace_id);
+                if let Some(frozen) = &state.frozen {
+                    rows.extend(frozen.trace(tenant, &trace_id));
                 }
-                Ok(rows)
-            }
-        })
-        .await?;
+                move || {
+                    for segment in segments {
+                        rows.extend(segment.trace(trace_id)?);
+                    }
+                    Ok(rows)
+                }
+            })
+            .await?;
         // A client that retried an export, or a crash between a flush and its checkpoint,
         // can store a span twice; identical copies are shown once.
         rows.sort_by_key(segment::sort_key);
@@ -478,7 +505,7 @@ impl Inner {
     ) -> Result<T> {
         let read = Arc::new(read);
         let (first, last) = (day_of(range.start), day_of(range.end.saturating_sub(1)));
-        read_files(what, &format!("segments of {tenant}"), || {
+        self.read_files(what, &format!("segments of {tenant}"), || {
             let state = self.state.lock();
             let mut head = state.active.chunks(tenant);
             if let Some(frozen) = &state.frozen {
@@ -502,27 +529,30 @@ impl Inner {
     async fn rollups(&self, tenant: &TenantId, query: &RollupQuery) -> Result<Rollup> {
         let first = day_of(u64::from(query.start_minute) * MINUTE_NANOS);
         let last = day_of(u64::from(query.end_minute.max(query.start_minute + 1) - 1) * MINUTE_NANOS) + 1;
-        read_files("read rollups", &format!("rollups of {tenant}"), || {
+        self.read_files("read rollups", &format!("rollups of {tenant}"), || {
             let mut out = query.output();
             let state = self.state.lock();
             self.builders.lock().select(tenant, query, &mut out);
             if let Some(frozen) = &state.frozen {
                 frozen.select_rollup(tenant, query, &mut out);
             }
-            let paths: Vec<PathBuf> = state
+            let segments: Vec<&Arc<Segment>> = state
                 .segments
                 .get(tenant)
-                .map(|all| {
-                    all.iter()
-                        .filter(|s| (first..=last).contains(&s.meta.day))
-                        .map(|s| rollup_file::path_of(&s.path))
-                        .collect()
-                })
+                .map(|all| all.iter().filter(|s| (first..=last).contains(&s.meta.day)).collect())
                 .unwrap_or_default();
+            let paths: Vec<PathBuf> = segments.iter().map(|s| rollup_file::path_of(&s.path)).collect();
+            // A file may hold aggregates of other days (calls whose wait ended after midnight
+            // are stored with the next day); those of a day without segments are what spans of
+            // a dropped day left behind, and are not served.
+            let mut stored: Vec<u32> = segments.iter().map(|s| s.meta.day).collect();
+            stored.sort_unstable();
+            stored.dedup();
             let query = query.clone();
             move || {
+                let keep = |minute: u32| stored.binary_search(&day_of_minute(minute)).is_ok();
                 for path in &paths {
-                    rollup_file::select(path, &query, &mut out)?;
+                    rollup_file::select(path, &query, keep, &mut out)?;
                 }
                 Ok(out)
             }
@@ -533,7 +563,12 @@ impl Inner {
     /// Freezes the head (or retries a frozen head that failed to flush), writes it as segments,
     /// records the checkpoint and drops the covered WAL files.
     async fn flush_once(&self) -> Result<()> {
-        let _one_at_a_time = self.flush_lock.lock().await;
+        let one_at_a_time = self.flush_lock.lock().await;
+        self.flush_locked(&one_at_a_time).await
+    }
+
+    /// [`Inner::flush_once`] for a caller that holds the flush lock.
+    async fn flush_locked(&self, _flush_lock: &tokio::sync::MutexGuard<'_, ()>) -> Result<()> {
         let existing = self.state.lock().frozen.clone();
         let frozen = match existing {
             Some(frozen) => frozen,
@@ -642,31 +677,178 @@ impl Inner {
         self.update_gauges();
         Ok(true)
     }
-}
 
-/// Runs the file reads `prepare` makes off the async threads. `prepare` takes what to read
-/// under the engine lock; a compaction may delete a segment between then and the read, but by
-/// then its replacement is registered, so a read that finds a file gone is prepared and run
-/// again (at most three times). `location` names what was read when the data is corrupt.
-async fn read_files<T, R>(what: &str, location: &str, mut prepare: impl FnMut() -> R) -> Result<T>
-where
-    T: Send + 'static,
-    R: FnOnce() -> io::Result<T> + Send + 'static,
-{
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let result =
-            tokio::task::spawn_blocking(prepare()).await.map_err(|e| StorageError::internal(what.to_owned(), e))?;
-        match result {
-            Ok(value) => return Ok(value),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => continue,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(StorageError::Corrupt { location: location.to_owned(), reason: e.to_string() })
+    /// Tenants with segments or with spans in the head, sorted.
+    fn tenants(&self) -> Vec<TenantId> {
+        let state = self.state.lock();
+        let mut tenants: BTreeSet<TenantId> =
+            state.segments.iter().filter(|(_, list)| !list.is_empty()).map(|(tenant, _)| tenant.clone()).collect();
+        tenants.extend(state.active.tenants().cloned());
+        if let Some(frozen) = &state.frozen {
+            tenants.extend(frozen.tenants().cloned());
+        }
+        tenants.into_iter().collect()
+    }
+
+    /// What `tenant`'s segments keep per day, oldest first.
+    fn days(&self, tenant: &TenantId) -> Vec<DayUsage> {
+        let state = self.state.lock();
+        let mut days: BTreeMap<u32, DayUsage> = BTreeMap::new();
+        for segment in state.segments.get(tenant).into_iter().flatten() {
+            let day = segment.meta.day;
+            let usage = days.entry(day).or_insert(DayUsage { day, bytes: 0, spans: 0 });
+            usage.bytes += segment.disk_bytes();
+            usage.spans += segment.spans;
+        }
+        days.into_values().collect()
+    }
+
+    /// Deletes everything `tenant` stored for `day`. Holds the compaction lock and then the
+    /// flush lock throughout, so no segment of the day is written, merged or registered
+    /// meanwhile (the compaction lock first: a long merge then delays the drop, not flushes).
+    ///
+    /// 1. Flushes: every span acknowledged so far is in a segment, and the WAL checkpoint is
+    ///    past it, so no replay brings the day back.
+    /// 2. Ends the tenant's rollup waits, forgetting what they add to the day.
+    /// 3. Takes the day's segments out of the list readers snapshot (see `read_files`).
+    /// 4. Renames the day's directory to `{day}.dropped` and syncs its parent: from then on a
+    ///    crash cannot bring the day back, startup deletes whatever is left under that name.
+    ///    If the rename fails, the segments go back to the list and nothing was dropped.
+    /// 5. Deletes the renamed directory, and the tenant's directory if that leaves it empty.
+    async fn drop_day(&self, tenant: &TenantId, day: u32) -> Result<DayUsage> {
+        let _no_compaction = self.compaction_lock.lock().await;
+        let no_flush = self.flush_lock.lock().await;
+        // Checked under the locks: `close` sets it before it aborts the compactor, whose merge
+        // may still be writing when the lock is released.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        // A frozen head that failed to flush earlier is retried first; then the active head.
+        self.flush_locked(&no_flush).await?;
+        self.flush_locked(&no_flush).await?;
+        // What the head held is in segments now; what the tenant's spans still wait for would
+        // add calls to the day later.
+        self.builders.lock().forget_day(tenant, day);
+        let dropped: Vec<Arc<Segment>> = {
+            let mut state = self.state.lock();
+            let dropped = match state.segments.get_mut(tenant) {
+                Some(list) => {
+                    let (dropped, kept) = mem::take(list).into_iter().partition(|s| s.meta.day == day);
+                    *list = kept;
+                    dropped
+                }
+                None => Vec::new(),
+            };
+            if state.segments.get(tenant).is_some_and(Vec::is_empty) {
+                state.segments.remove(tenant);
             }
-            Err(e) => return Err(StorageError::internal(what.to_owned(), e)),
+            self.drops.fetch_add(1, Ordering::SeqCst);
+            dropped
+        };
+        let usage = DayUsage {
+            day,
+            bytes: dropped.iter().map(|s| s.disk_bytes()).sum(),
+            spans: dropped.iter().map(|s| s.spans).sum(),
+        };
+        let dir = segment::day_dir(&self.segments_dir, tenant, day);
+        let tombstone = segment::dropped_dir(&self.segments_dir, tenant, day);
+        let deleted = tokio::task::spawn_blocking(move || delete_day_dir(&dir, &tombstone))
+            .await
+            .map_err(|e| StorageError::internal("delete a dropped day", e))?;
+        match deleted {
+            Ok(()) => {}
+            Err(Deletion::NotRenamed(e)) => {
+                let mut state = self.state.lock();
+                state.segments.entry(tenant.clone()).or_default().extend(dropped);
+                return Err(StorageError::internal(format!("drop day {} of {tenant}", segment::day_name(day)), e));
+            }
+            Err(Deletion::NotRemoved(e)) => {
+                self.update_gauges();
+                return Err(StorageError::internal(
+                    format!(
+                        "delete the files of dropped day {} of {tenant} (no longer served; deleted at the next start)",
+                        segment::day_name(day)
+                    ),
+                    e,
+                ));
+            }
+        }
+        if !dropped.is_empty() {
+            self.metrics.days_dropped.inc();
+            let name = segment::day_name(day);
+            tracing::info!(%tenant, day = %name, spans = usage.spans, bytes = usage.bytes, "day dropped");
+        }
+        self.update_gauges();
+        Ok(usage)
+    }
+
+    /// Runs the file reads `prepare` makes off the async threads. `prepare` takes what to read
+    /// under the engine lock; a compaction may delete a segment between then and the read, but
+    /// by then its replacement is registered, so a read that finds a file gone is prepared and
+    /// run again (at most three times). A dropped day's segments leave the list before their
+    /// files are deleted, so a read that finds a file gone while a day was dropped is run
+    /// again without counting the attempt: the next snapshot no longer has that segment.
+    /// `location` names what was read when the data is corrupt.
+    async fn read_files<T, R>(&self, what: &str, location: &str, mut prepare: impl FnMut() -> R) -> Result<T>
+    where
+        T: Send + 'static,
+        R: FnOnce() -> io::Result<T> + Send + 'static,
+    {
+        let mut attempts = 0;
+        loop {
+            let drops = self.drops.load(Ordering::SeqCst);
+            attempts += 1;
+            let result =
+                tokio::task::spawn_blocking(prepare()).await.map_err(|e| StorageError::internal(what.to_owned(), e))?;
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && self.drops.load(Ordering::SeqCst) != drops => {
+                    attempts -= 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(StorageError::Corrupt { location: location.to_owned(), reason: e.to_string() })
+                }
+                Err(e) => return Err(StorageError::internal(what.to_owned(), e)),
+            }
         }
     }
+}
+
+/// How deleting a day's directory failed.
+enum Deletion {
+    /// Before the rename: the day is still there.
+    NotRenamed(io::Error),
+    /// After it: the day is gone, some of its files are left under the `.dropped` name.
+    NotRemoved(io::Error),
+}
+
+/// Deletes the day directory `dir` by renaming it to `tombstone` (durably) and then removing
+/// that; `dir` not existing is success.
+fn delete_day_dir(dir: &Path, tombstone: &Path) -> Result<(), Deletion> {
+    fn remove_all(path: &Path) -> io::Result<()> {
+        match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+    // What an earlier drop of this day could not delete.
+    remove_all(tombstone).map_err(Deletion::NotRenamed)?;
+    match std::fs::rename(dir, tombstone) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Deletion::NotRenamed(e)),
+    }
+    let tenant_dir = dir.parent().ok_or_else(|| Deletion::NotRemoved(io::Error::other("day without a parent")))?;
+    std::fs::File::open(tenant_dir).and_then(|d| d.sync_all()).map_err(Deletion::NotRemoved)?;
+    remove_all(tombstone).map_err(Deletion::NotRemoved)?;
+    // Only if empty; a tenant with other days keeps its directory.
+    if std::fs::remove_dir(tenant_dir).is_ok() {
+        if let Some(root) = tenant_dir.parent() {
+            let _ = std::fs::File::open(root).and_then(|d| d.sync_all());
+        }
+    }
+    Ok(())
 }
 
 fn write_head(root: &Path, head: &Head, ids: &AtomicU64) -> io::Result<Vec<Segment>> {
@@ -857,6 +1039,24 @@ impl Storage for LocalEngine {
 
     fn is_ready(&self) -> bool {
         !self.inner.closed.load(Ordering::Acquire)
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantId>> {
+        Ok(self.inner.tenants())
+    }
+
+    async fn days(&self, tenant: &TenantId) -> Result<Vec<DayUsage>> {
+        Ok(self.inner.days(tenant))
+    }
+
+    async fn drop_day(&self, tenant: &TenantId, day: u32) -> Result<DayUsage> {
+        // Runs to its end even when the caller goes away: a drop abandoned between taking the
+        // day's segments out of the list and renaming its directory would leave them unlisted.
+        let inner = self.inner.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move { inner.drop_day(&tenant, day).await })
+            .await
+            .map_err(|e| StorageError::internal("finish dropping a day", e))?
     }
 }
 

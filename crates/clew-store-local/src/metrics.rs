@@ -19,6 +19,7 @@ pub(crate) struct EngineMetrics {
     pub(crate) flush_failures: Counter,
     pub(crate) compactions: Counter,
     pub(crate) unpaired_spans: Counter,
+    pub(crate) days_dropped: Counter,
     head_spans: Gauge,
     head_bytes: Gauge,
     segments: Gauge,
@@ -44,6 +45,11 @@ impl EngineMetrics {
             "rollup_unpaired_spans",
             "Spans whose parent did not arrive within the pair window (counted as spans, not as calls)",
             m.unpaired_spans.clone(),
+        );
+        r.register(
+            "days_dropped",
+            "Tenant days deleted with everything stored for them (retention, quotas)",
+            m.days_dropped.clone(),
         );
         r.register("head_spans", "Spans in the in-memory head", m.head_spans.clone());
         r.register("head_bytes", "Estimated bytes in the in-memory head", m.head_bytes.clone());

@@ -156,8 +156,9 @@ fn used(query: &RollupQuery, resolution: u32, minute: u32) -> bool {
         && RESOLUTIONS.iter().filter(|&&r| r > resolution).all(|&r| !fits(query, r, minute - minute % r))
 }
 
-/// Adds to `out` what `query` selects from the aggregates in `path`.
-pub(crate) fn select(path: &Path, query: &RollupQuery, out: &mut Rollup) -> io::Result<()> {
+/// Adds to `out` what `query` selects from the aggregates in `path`, of the blocks whose first
+/// minute `keep` accepts (blocks never straddle a day, so `keep` may judge by day).
+pub(crate) fn select(path: &Path, query: &RollupQuery, keep: impl Fn(u32) -> bool, out: &mut Rollup) -> io::Result<()> {
     let group = |resolutions: (u32, u32), minutes: (u32, u32)| {
         // A row group of one resolution is read if any of its blocks is used.
         resolutions.0 != resolutions.1
@@ -167,6 +168,7 @@ pub(crate) fn select(path: &Path, query: &RollupQuery, out: &mut Rollup) -> io::
     };
     let row = |resolution: u32, minute: u32, family: Family, service: &str| {
         used(query, resolution, minute)
+            && keep(minute)
             && (query.families.is_empty() || query.families.contains(&family))
             && query.service.as_deref().is_none_or(|s| s == service)
     };
@@ -352,7 +354,7 @@ mod tests {
                     group_by: vec![],
                 };
                 let mut from_file = query.output();
-                select(&path, &query, &mut from_file).unwrap();
+                select(&path, &query, |_| true, &mut from_file).unwrap();
                 let mut from_minutes = query.output();
                 rollup.select_into(&query, &mut from_minutes);
                 assert_eq!(totals(from_file), totals(from_minutes), "{start}..{end} by {step}");

@@ -107,6 +107,8 @@ pub(crate) struct Segment {
     pub(crate) spans: u64,
     /// Bytes on disk, Parquet file and index together.
     pub(crate) bytes: u64,
+    /// Bytes of its rollup file on disk (0 while it has none).
+    pub(crate) rollup_bytes: u64,
     /// Its dedicated attribute columns.
     pub(crate) columns: Vec<AttrColumn>,
     pub(crate) parquet: ArrowReaderMetadata,
@@ -384,10 +386,7 @@ pub(crate) fn day_dir(root: &Path, tenant: &TenantId, day: u32) -> PathBuf {
     root.join(tenant.as_str()).join(day_name(day))
 }
 
-pub(crate) fn day_name(day: u32) -> String {
-    let date = time::Date::from_julian_day(2_440_588 + day as i32).unwrap_or(time::Date::MIN);
-    format!("{:04}-{:02}-{:02}", date.year(), date.month() as u8, date.day())
-}
+pub(crate) use clew_model::day_name;
 
 fn parse_day_name(name: &str) -> Option<u32> {
     let mut parts = name.splitn(3, '-').map(|p| p.parse::<i32>().ok());
@@ -596,12 +595,14 @@ impl Segment {
         };
         let spans = parquet.metadata().file_metadata().num_rows() as u64;
         let bytes = fs::metadata(parquet_path)?.len() + fs::metadata(&index_path)?.len();
+        let rollup_bytes = file_len(&crate::rollup_file::path_of(parquet_path))?;
         let columns = attributes::columns_of(parquet.schema());
         Ok(Self {
             meta,
             path: parquet_path.to_owned(),
             spans,
             bytes,
+            rollup_bytes,
             columns,
             parquet,
             index,
@@ -618,6 +619,11 @@ impl Segment {
         };
         let entry = self.index[i];
         self.read_rows(entry.first_row as usize, entry.rows as usize)
+    }
+
+    /// Everything it keeps on disk: Parquet file, trace index and rollup file.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.bytes + self.rollup_bytes
     }
 
     pub(crate) fn contains(&self, trace_id: &TraceId) -> bool {
@@ -683,6 +689,15 @@ impl Segment {
     }
 }
 
+/// The length of the file at `path`, 0 when there is none.
+pub(crate) fn file_len(path: &Path) -> io::Result<u64> {
+    match fs::metadata(path) {
+        Ok(metadata) => Ok(metadata.len()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 fn read_meta(path: &Path, parquet: &ArrowReaderMetadata) -> io::Result<SegmentMeta> {
     let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("segment {}: {why}", path.display()));
     let kv = parquet.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
@@ -729,7 +744,18 @@ fn rebuild_index(path: &Path, parquet: &ArrowReaderMetadata) -> io::Result<Vec<I
     Ok(index)
 }
 
-/// Every `*.parquet` under `segments/`, with leftovers of interrupted writes removed.
+/// What a day directory is renamed to when the day is dropped, before its files are deleted:
+/// `segments/{tenant}/{YYYY-MM-DD}.dropped`. Whatever is under that name is gone for good.
+pub(crate) fn dropped_dir(root: &Path, tenant: &TenantId, day: u32) -> PathBuf {
+    root.join(tenant.as_str()).join(format!("{}{DROPPED_SUFFIX}", day_name(day)))
+}
+
+const DROPPED_SUFFIX: &str = ".dropped";
+
+/// Every `*.parquet` under `segments/`, with leftovers of interrupted writes and drops removed:
+/// `*.tmp` files, days whose drop a crash interrupted (`*.dropped` directories), and trace
+/// indexes and rollup files whose segment is gone (a write that crashed before its Parquet
+/// file appeared, or a day deleted by hand).
 pub(crate) fn find_segment_files(root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     if !root.exists() {
@@ -745,6 +771,12 @@ pub(crate) fn find_segment_files(root: &Path) -> io::Result<Vec<PathBuf>> {
             if !day.is_dir() {
                 continue;
             }
+            if day.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(DROPPED_SUFFIX)) {
+                tracing::info!(dir = %day.display(), "removing the rest of a dropped day");
+                fs::remove_dir_all(&day)?;
+                continue;
+            }
+            let mut derived = Vec::new();
             for file in fs::read_dir(&day)? {
                 let path = file?.path();
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -752,6 +784,18 @@ pub(crate) fn find_segment_files(root: &Path) -> io::Result<Vec<PathBuf>> {
                     fs::remove_file(&path)?;
                 } else if name.ends_with(".parquet") {
                     found.push(path);
+                } else if name.ends_with(".tidx") || name.ends_with(".rollup") {
+                    derived.push(path);
+                }
+            }
+            for path in derived {
+                // A segment set aside as corrupt keeps its files for inspection.
+                if !path.with_extension("parquet").exists() && !path.with_extension("parquet.corrupt").exists() {
+                    tracing::info!(file = %path.display(), "removing the index or rollup of a segment that is gone");
+                    match fs::remove_file(&path) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
                 }
             }
         }

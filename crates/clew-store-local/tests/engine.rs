@@ -313,3 +313,197 @@ async fn spans_whose_parent_never_comes_are_counted() {
     assert!(text.contains("clew_storage_rollup_unpaired_spans_total 1\n"), "{text}");
     store.close().await.unwrap();
 }
+
+const DAY: u64 = 86_400_000_000_000;
+
+fn files_by_extension(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<std::path::PathBuf>> {
+    let mut by_extension = std::collections::BTreeMap::<String, Vec<std::path::PathBuf>>::new();
+    for path in walk(dir) {
+        let extension = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        by_extension.entry(extension).or_default().push(path);
+    }
+    by_extension
+}
+
+async fn span_rollup_count(store: &LocalEngine, start: u64) -> f64 {
+    use clew_storage::{Family, RollupQuery, TraceReader};
+    let query = RollupQuery { families: vec![Family::Span], ..RollupQuery::minutes(start, start + 1) };
+    store.rollups(&tenant(), &query).await.unwrap().entries.values().map(|s| s.count).sum()
+}
+
+#[tokio::test]
+async fn a_half_deleted_day_does_not_stop_startup() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(options(dir.path())).await;
+    for i in 1..=3u8 {
+        store.write(&tenant(), every_field_request([i; 16], START)).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    store.close().await.unwrap();
+    drop(store);
+    let files = files_by_extension(&dir.path().join("segments"));
+    assert_eq!(files["parquet"].len(), 3, "{files:?}");
+    // The first segment lost its data file and kept its index and rollup; the second the
+    // reverse: what deleting a day file by file leaves when it stops half-way.
+    std::fs::remove_file(&files["parquet"][0]).unwrap();
+    std::fs::remove_file(&files["tidx"][1]).unwrap();
+    std::fs::remove_file(&files["rollup"][1]).unwrap();
+
+    let store = open(options(dir.path())).await;
+    assert_eq!(span_count(&store, [1; 16]).await, 0);
+    assert_eq!(span_count(&store, [2; 16]).await, 3, "index rebuilt");
+    assert_eq!(span_count(&store, [3; 16]).await, 3);
+    assert_eq!(span_rollup_count(&store, START).await, 6.0, "rollup rebuilt");
+    let days = store.days(&tenant()).await.unwrap();
+    assert_eq!(days.iter().map(|d| (d.day, d.spans)).collect::<Vec<_>>(), [(clew_model::day_of(START), 6)]);
+    let files = files_by_extension(&dir.path().join("segments"));
+    let counts: Vec<(&str, usize)> = files.iter().map(|(e, f)| (e.as_str(), f.len())).collect();
+    assert_eq!(counts, [("parquet", 2), ("rollup", 2), ("tidx", 2)], "leftovers removed, missing files rebuilt");
+    assert_eq!(days[0].bytes, files.values().flatten().map(|p| std::fs::metadata(p).unwrap().len()).sum::<u64>());
+
+    let freed = store.drop_day(&tenant(), days[0].day).await.unwrap();
+    assert_eq!(freed, days[0]);
+    assert!(store.days(&tenant()).await.unwrap().is_empty());
+    assert!(!dir.path().join("segments").join(tenant().as_str()).exists(), "a tenant without days has no directory");
+}
+
+#[tokio::test]
+async fn a_drop_interrupted_by_a_crash_is_finished_at_startup() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(options(dir.path())).await;
+    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    store.flush().await.unwrap();
+    store.write(&tenant(), every_field_request([1; 16], START + 1_000)).await.unwrap();
+    store.flush().await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START + DAY)).await.unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    // A crash after the day's directory was renamed and one of its files deleted.
+    let day_dir = dir.path().join("segments").join(tenant().as_str()).join("2023-11-14");
+    let renamed = day_dir.with_file_name("2023-11-14.dropped");
+    std::fs::rename(&day_dir, &renamed).unwrap();
+    let first = walk(&renamed).into_iter().find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    std::fs::remove_file(first).unwrap();
+
+    let store = open(options(dir.path())).await;
+    assert!(!renamed.exists(), "startup finishes the drop");
+    assert_eq!(span_count(&store, [1; 16]).await, 0);
+    assert_eq!(span_count(&store, [2; 16]).await, 3);
+    let days: Vec<u32> = store.days(&tenant()).await.unwrap().iter().map(|d| d.day).collect();
+    assert_eq!(days, [clew_model::day_of(START + DAY)]);
+    assert_eq!(span_rollup_count(&store, START).await, 0.0);
+}
+
+#[tokio::test]
+async fn a_dropped_day_stays_dropped_after_a_crash() {
+    use clew_storage::SpanWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::default();
+    let store = LocalEngine::open(options(dir.path()), &mut registry).await.unwrap();
+    let day = clew_model::day_of(START);
+    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    let freed = store.drop_day(&tenant(), day).await.unwrap();
+    assert_eq!((freed.day, freed.spans), (day, 3), "acknowledged spans not yet flushed are dropped");
+    assert!(freed.bytes > 0);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(text.contains("clew_storage_days_dropped_total 1\n"), "{text}");
+    // Written after the drop: new data, kept.
+    store.write(&tenant(), every_field_request([2; 16], START)).await.unwrap();
+    assert!(store.days(&tenant()).await.unwrap().is_empty(), "spans only in the head are not counted");
+    assert_eq!(store.tenants().await.unwrap(), [tenant()], "a tenant with spans in the head has data");
+    drop(store);
+
+    // The WAL replay brings back what came after the drop, and only that.
+    let store = open(options(dir.path())).await;
+    assert_eq!(span_count(&store, [1; 16]).await, 0);
+    assert_eq!(span_count(&store, [2; 16]).await, 3);
+    assert_eq!(span_rollup_count(&store, START).await, 3.0);
+    store.flush().await.unwrap();
+    let days: Vec<(u32, u64)> = store.days(&tenant()).await.unwrap().iter().map(|d| (d.day, d.spans)).collect();
+    assert_eq!(days, [(day, 3)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_a_drop_never_fail() {
+    use clew_storage::{FindRequest, SpanWriter, TimeRange, TraceReader};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(options(dir.path())).await;
+    let day = clew_model::day_of(START);
+    for round in 0..4u8 {
+        for i in 1..=6u8 {
+            store.write(&tenant(), every_field_request([i; 16], START)).await.unwrap();
+            store.write(&tenant(), every_field_request([i + 100; 16], START + DAY)).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let range = TimeRange { start: START - DAY, end: START + 2 * DAY };
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                    for i in 1..=6u8 {
+                        let dropped = span_count(&store, [i; 16]).await;
+                        assert!(dropped == 0 || dropped == 3, "round {round}: trace {i} has {dropped} spans");
+                        assert_eq!(span_count(&store, [i + 100; 16]).await, 3, "round {round}: kept trace {i}");
+                    }
+                    let hits = store.find(&tenant(), &FindRequest { range, conditions: vec![] }).await.unwrap();
+                    assert!(hits.len() >= 6, "round {round}: {} hits", hits.len());
+                    store.catalog(&tenant(), range).await.unwrap();
+                    span_rollup_count(&store, START + DAY).await;
+                    reads += 1;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let freed = store.drop_day(&tenant(), day).await.unwrap();
+        assert_eq!(freed.spans, 18, "round {round}");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.await.unwrap();
+        for i in 1..=6u8 {
+            assert_eq!(span_count(&store, [i; 16]).await, 0, "round {round}: dropped trace {i}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn aggregates_a_dropped_day_left_in_other_days_files_are_not_served() {
+    use clew_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use clew_storage::{RollupQuery, SpanWriter, TraceReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    // A batch stops waiting for the other side of its calls as soon as the next one arrives.
+    opts.rollups.window = Duration::ZERO;
+    let store = open(opts).await;
+    let mut calling = every_field_request([1; 16], START);
+    let db = &mut calling.resource_spans[0].scope_spans[1].spans[0];
+    db.kind = 3; // client
+    db.attributes.push(KeyValue {
+        key: "db.system".into(),
+        value: Some(AnyValue { value: Some(Value::StringValue("redis".into())) }),
+        ..Default::default()
+    });
+    store.write(&tenant(), calling).await.unwrap();
+    store.flush().await.unwrap();
+    // This request ends the wait of the first: its call to redis, of the first day, is stored
+    // with the second day's spans.
+    store.write(&tenant(), every_field_request([2; 16], START + DAY)).await.unwrap();
+    store.flush().await.unwrap();
+    let first_day = RollupQuery::minutes(START - START % DAY, START - START % DAY + DAY);
+    let families = |rollup: clew_storage::Rollup| {
+        let mut families: Vec<_> = rollup.entries.keys().map(|k| k.family).collect();
+        families.sort();
+        families.dedup();
+        families
+    };
+    assert_eq!(
+        families(store.rollups(&tenant(), &first_day).await.unwrap()),
+        [clew_storage::Family::Span, clew_storage::Family::Database]
+    );
+    store.drop_day(&tenant(), clew_model::day_of(START)).await.unwrap();
+    assert!(store.rollups(&tenant(), &first_day).await.unwrap().is_empty());
+    assert_eq!(span_rollup_count(&store, START + DAY).await, 3.0, "the second day keeps its own");
+}
