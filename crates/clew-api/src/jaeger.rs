@@ -18,6 +18,7 @@ use clew_storage::StorageError;
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static, StatusValue};
 
 use crate::params::Params;
+use crate::settings::Reader;
 use crate::{ApiError, AppState, ErrorFormat, Failure};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -77,17 +78,21 @@ fn catalog_range(limits: &Limits) -> TimeRange {
 }
 
 /// `GET /services`: service names, sorted.
-async fn services(State(state): State<AppState>) -> Result<Json<clew_jaeger::Response<Vec<String>>>> {
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), catalog_range(&state.limits)).await?;
+async fn services(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+) -> Result<Json<clew_jaeger::Response<Vec<String>>>> {
+    let catalog = state.storage.catalog(&tenant, catalog_range(&state.limits)).await?;
     Ok(answer(catalog.services().into_iter().map(str::to_owned).collect()))
 }
 
 /// `GET /services/{service}/operations`: the service's operation names, whatever their kind.
 async fn service_operations(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(service): Path<String>,
 ) -> Result<Json<clew_jaeger::Response<Vec<String>>>> {
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), catalog_range(&state.limits)).await?;
+    let catalog = state.storage.catalog(&tenant, catalog_range(&state.limits)).await?;
     let mut names: Vec<String> =
         catalog.operations.into_iter().filter(|o| o.service == service).map(|o| o.name).collect();
     // One name may come with several kinds; the catalog is sorted, so they are adjacent.
@@ -99,6 +104,7 @@ async fn service_operations(
 /// absent or empty `spanKind` means every kind.
 async fn operations(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<clew_jaeger::Response<Vec<Operation>>>> {
     let params = Params::parse(query.as_deref())?;
@@ -114,7 +120,7 @@ async fn operations(
             })
         })
         .transpose()?;
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), catalog_range(&state.limits)).await?;
+    let catalog = state.storage.catalog(&tenant, catalog_range(&state.limits)).await?;
     Ok(answer(
         catalog
             .operations
@@ -134,11 +140,11 @@ async fn operations(
 /// cover is shortened to its most recent part.
 async fn search(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<clew_jaeger::Response<Vec<Trace>>>> {
     let params = Params::parse(query.as_deref())?;
     let search = search_of(&params, &state.limits)?;
-    let tenant = TenantId::default_tenant();
     let mut ids: Vec<TraceId> = Vec::new();
     for text in params.all("traceID") {
         let id = clew_jaeger::parse_trace_id(text)?;
@@ -147,7 +153,7 @@ async fn search(
         }
     }
     if !ids.is_empty() {
-        return traces_by_id(&state, &ids).await;
+        return traces_by_id(&state, &tenant, &ids).await;
     }
     let result = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
     let ids: Vec<TraceId> = result.traces.iter().map(|t| t.trace_id).collect();
@@ -274,8 +280,12 @@ fn tag_filter(key: &str, value: &str) -> FieldExpr {
 
 /// The traces `ids` names that the store holds; each missing one is reported in `errors` with
 /// its ID, as Jaeger does.
-async fn traces_by_id(state: &AppState, ids: &[TraceId]) -> Result<Json<clew_jaeger::Response<Vec<Trace>>>> {
-    let rows = state.storage.traces(&TenantId::default_tenant(), ids).await?;
+async fn traces_by_id(
+    state: &AppState,
+    tenant: &TenantId,
+    ids: &[TraceId],
+) -> Result<Json<clew_jaeger::Response<Vec<Trace>>>> {
+    let rows = state.storage.traces(tenant, ids).await?;
     let mut traces = Vec::new();
     let mut errors = Vec::new();
     for (id, rows) in ids.iter().zip(rows) {
@@ -293,10 +303,11 @@ async fn traces_by_id(state: &AppState, ids: &[TraceId]) -> Result<Json<clew_jae
 /// `GET /traces/{traceID}`: `[trace]`, or 404.
 async fn trace(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(trace_id): Path<String>,
 ) -> Result<Json<clew_jaeger::Response<Vec<Trace>>>> {
     let id = clew_jaeger::parse_trace_id(&trace_id)?;
-    let rows = state.storage.trace(&TenantId::default_tenant(), id).await?;
+    let rows = state.storage.trace(&tenant, id).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(TRACE_NOT_FOUND.to_owned()).into());
     }
@@ -315,6 +326,7 @@ fn to_jaeger(trace_id: TraceId, rows: Vec<SpanRow>) -> Result<Trace> {
 /// uninstrumented databases and peers included). With `service`, only links to or from it.
 async fn dependencies(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<clew_jaeger::Response<Vec<DependencyLink>>>> {
     let params = Params::parse(query.as_deref())?;
@@ -326,7 +338,7 @@ async fn dependencies(
         })?,
     };
     let range = clamp(clew_query::range(Some(end.saturating_sub(lookback)), Some(end))?, &state.limits);
-    let edges = clew_query::dependencies(&*state.storage, &TenantId::default_tenant(), range).await?;
+    let edges = clew_query::dependencies(&*state.storage, &tenant, range).await?;
     let service = params.get("service");
     Ok(answer(
         edges

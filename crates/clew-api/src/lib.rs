@@ -8,6 +8,7 @@
 mod jaeger;
 mod native;
 mod params;
+mod settings;
 mod tempo;
 mod zipkin;
 
@@ -24,7 +25,10 @@ use clew_model::otlp::trace::v1::TracesData;
 use clew_model::{assemble, TenantId, TraceId};
 use clew_query::{Limits, QueryError, TimeRange};
 use clew_storage::{Storage, StorageError, Target, Value};
+use clew_tenancy::{AccessError, Tenancy};
 use clew_traceql::{Field, Intrinsic};
+
+use crate::settings::Reader;
 use prometheus_client::registry::Registry;
 
 /// Why an API request failed, in the small set of outcomes a client can act on.
@@ -36,6 +40,9 @@ pub enum ApiError {
     NotFound(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Authentication, authorization, unknown projects.
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 impl From<QueryError> for ApiError {
@@ -58,7 +65,22 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Storage(e) if e.is_retryable() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Access(e) => match e {
+                AccessError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                AccessError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+                AccessError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                AccessError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                AccessError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+                AccessError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                AccessError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
         }
+    }
+}
+
+impl From<clew_tenancy::MetadataError> for ApiError {
+    fn from(e: clew_tenancy::MetadataError) -> Self {
+        Self::Access(e.into())
     }
 }
 
@@ -146,31 +168,52 @@ impl IntoResponse for ApiError {
 #[derive(Clone)]
 struct AppState {
     storage: Arc<dyn Storage>,
+    tenancy: Tenancy,
+    /// Session cookies are marked `Secure` even without `X-Forwarded-Proto: https`.
+    secure_cookies: bool,
     registry: Arc<Registry>,
     draining: Arc<AtomicBool>,
     limits: Limits,
 }
 
-/// The router for the HTTP API listener. `registry` is what `/metrics` serves; once `draining`
-/// is set (shutdown has begun), `/health/ready` answers 503 so load balancers stop sending.
-pub fn router(storage: Arc<dyn Storage>, registry: Arc<Registry>, draining: Arc<AtomicBool>) -> Router {
+/// What the HTTP API listener serves from.
+pub struct Api {
+    pub storage: Arc<dyn Storage>,
+    pub tenancy: Tenancy,
+    /// What `/metrics` serves.
+    pub registry: Arc<Registry>,
+    /// Once set (shutdown has begun), `/health/ready` answers 503 so load balancers stop
+    /// sending.
+    pub draining: Arc<AtomicBool>,
+    /// Mark session cookies `Secure` (when a TLS proxy does not say `X-Forwarded-Proto`).
+    pub secure_cookies: bool,
+}
+
+/// The router for the HTTP API listener.
+pub fn router(api: Api) -> Router {
+    let Api { storage, tenancy, registry, draining, secure_cookies } = api;
     Router::new()
         .route("/api/v1/traces/{trace_id}", get(trace_by_id))
         .merge(native::routes())
         .merge(jaeger::routes())
         .merge(tempo::routes())
         .merge(zipkin::routes())
+        .merge(settings::routes())
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(AppState { storage, registry, draining, limits: Limits::default() })
+        .with_state(AppState { storage, tenancy, secure_cookies, registry, draining, limits: Limits::default() })
 }
 
-async fn trace_by_id(State(state): State<AppState>, Path(trace_id): Path<String>) -> Result<Response, ApiError> {
+async fn trace_by_id(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    Path(trace_id): Path<String>,
+) -> Result<Response, ApiError> {
     let id: TraceId =
         trace_id.parse().map_err(|e| ApiError::BadRequest(format!("invalid trace ID {trace_id:?}: {e}")))?;
-    let rows = state.storage.trace(&TenantId::default_tenant(), id).await?;
+    let rows = state.storage.trace(&tenant, id).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(format!("trace {id} not found")));
     }
@@ -205,7 +248,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Values a field takes within `range`, for autocomplete: intrinsics and attributes alike
 /// (status and kind as their TraceQL keywords).
-async fn values(state: &AppState, field: &Field, range: TimeRange, limit: usize) -> Result<Vec<Value>, ApiError> {
+async fn values(
+    state: &AppState,
+    tenant: &TenantId,
+    field: &Field,
+    range: TimeRange,
+    limit: usize,
+) -> Result<Vec<Value>, ApiError> {
     let target = match field {
         Field::Intrinsic(Intrinsic::RootServiceName) => Target::Service,
         Field::Intrinsic(Intrinsic::RootName) => Target::Name,
@@ -213,7 +262,7 @@ async fn values(state: &AppState, field: &Field, range: TimeRange, limit: usize)
             ApiError::BadRequest(format!("`{other}` has no value list; ask for an attribute or span intrinsic"))
         })?,
     };
-    let values = state.storage.values(&TenantId::default_tenant(), range, &target, limit).await?;
+    let values = state.storage.values(tenant, range, &target, limit).await?;
     let keyword = |v: Value, name: fn(i32) -> &'static str| match v {
         Value::Int(i) => Value::Str(name(i32::try_from(i).unwrap_or_default()).to_owned()),
         other => other,

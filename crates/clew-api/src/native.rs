@@ -5,12 +5,13 @@ use std::str::FromStr;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use clew_model::{SpanRow, TenantId, TraceId};
+use clew_model::{SpanRow, TraceId};
 use clew_query::{Filters, Order, Search};
 use clew_storage::Value;
 use serde_json::json;
 
 use crate::params::Params;
+use crate::settings::Reader;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -42,7 +43,11 @@ fn range(params: &Params) -> Result<clew_query::TimeRange, ApiError> {
     Ok(clew_query::range(start, end)?)
 }
 
-async fn search(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+async fn search(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let traceql = params
         .get("q")
@@ -68,7 +73,7 @@ async fn search(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
         spans_per_trace: params.number("spss", 3)?,
         cursor: params.get("cursor").map(clew_query::Cursor::from_str).transpose()?,
     };
-    let result = clew_query::search(&*state.storage, &TenantId::default_tenant(), &search, &state.limits).await?;
+    let result = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
     let mut body = serde_json::to_value(&result).map_err(|e| ApiError::internal("encode search results", e))?;
     body["query"] = json!(search.query.to_string());
     body["order"] = json!(order);
@@ -79,20 +84,22 @@ async fn search(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
 
 async fn services(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), range(&params)?).await?;
+    let catalog = state.storage.catalog(&tenant, range(&params)?).await?;
     Ok(Json(json!({ "services": catalog.services() })))
 }
 
 async fn operations(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(service): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), range(&params)?).await?;
+    let catalog = state.storage.catalog(&tenant, range(&params)?).await?;
     let operations: Vec<_> = catalog
         .operations
         .iter()
@@ -108,10 +115,11 @@ pub(crate) const INTRINSICS: [&str; 9] =
 
 async fn attributes(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), range(&params)?).await?;
+    let catalog = state.storage.catalog(&tenant, range(&params)?).await?;
     let scope = params.get("scope").unwrap_or("all");
     let mut body = serde_json::Map::new();
     if matches!(scope, "all" | "span") {
@@ -133,13 +141,14 @@ async fn attributes(
 
 async fn values(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let limit = params.number("limit", VALUES_LIMIT.0)?.min(VALUES_LIMIT.1);
     let field = clew_query::field(&name)?;
-    let values = crate::values(&state, &field, range(&params)?, limit).await?;
+    let values = crate::values(&state, &tenant, &field, range(&params)?, limit).await?;
     let values: Vec<_> = values.iter().map(typed_value).collect();
     Ok(Json(json!({ "name": name, "values": values })))
 }
@@ -178,10 +187,11 @@ fn encode(what: &str, value: &impl serde::Serialize) -> Result<serde_json::Value
 /// `GET /api/v1/traces/{trace_id}/critical-path`: [`clew_query::CriticalPath`] and `traceId`.
 async fn critical_path(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(trace_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_trace_id(&trace_id, None)?;
-    let rows = found("trace", id, state.storage.trace(&TenantId::default_tenant(), id).await?)?;
+    let rows = found("trace", id, state.storage.trace(&tenant, id).await?)?;
     let mut body = encode("encode critical path", &clew_query::critical_path(&rows))?;
     body["traceId"] = json!(id);
     Ok(Json(body))
@@ -191,10 +201,11 @@ async fn critical_path(
 /// `traceIdA`, `traceIdB`. Both IDs are checked before either trace is read.
 async fn compare(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path((a, b)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ids = [parse_trace_id(&a, Some("trace A"))?, parse_trace_id(&b, Some("trace B"))?];
-    let mut traces = state.storage.traces(&TenantId::default_tenant(), &ids).await?.into_iter();
+    let mut traces = state.storage.traces(&tenant, &ids).await?.into_iter();
     let a = found("trace A", ids[0], traces.next().unwrap_or_default())?;
     let b = found("trace B", ids[1], traces.next().unwrap_or_default())?;
     let mut body = encode("encode trace comparison", &clew_query::compare(&a, &b))?;
@@ -228,19 +239,22 @@ fn list(params: &Params, name: &str) -> Vec<String> {
 /// `GET /api/v1/service-map?start=&end=&attr=`: [`clew_query::ServiceMap`].
 async fn service_map(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let range = metrics_range(&params, &state)?;
-    let map =
-        clew_query::service_map(&*state.storage, &TenantId::default_tenant(), range, &dimension_filters(&params)?)
-            .await?;
+    let map = clew_query::service_map(&*state.storage, &tenant, range, &dimension_filters(&params)?).await?;
     Ok(Json(encode("encode the service map", &map)?))
 }
 
 /// `GET /api/v1/metrics/red?service=&operation=&kind=&groupBy=&step=&attr=`:
 /// [`clew_query::RedResult`]. Grouped by operation for one service, else by service.
-async fn red(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<serde_json::Value>, ApiError> {
+async fn red(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let service = params.get("service").map(str::to_owned);
     let mut group_by = list(&params, "groupBy");
@@ -259,7 +273,7 @@ async fn red(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result
         filters: dimension_filters(&params)?,
         group_by,
     };
-    let result = clew_query::red(&*state.storage, &TenantId::default_tenant(), &request).await?;
+    let result = clew_query::red(&*state.storage, &tenant, &request).await?;
     Ok(Json(encode("encode RED metrics", &result)?))
 }
 
@@ -268,6 +282,7 @@ async fn red(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result
 /// first by default) with the TraceQL query that finds them.
 async fn exemplars(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
@@ -297,7 +312,7 @@ async fn exemplars(
         spans_per_trace: params.number("spss", 3)?,
         cursor: params.get("cursor").map(clew_query::Cursor::from_str).transpose()?,
     };
-    let result = clew_query::search(&*state.storage, &TenantId::default_tenant(), &search, &state.limits).await?;
+    let result = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
     let mut body = encode("encode exemplars", &result)?;
     body["query"] = json!(search.query.to_string());
     Ok(Json(body))

@@ -22,6 +22,7 @@ use prost::Message;
 use serde_json::json;
 
 use crate::params::Params;
+use crate::settings::Reader;
 use crate::{ApiError, AppState, Failure, PlainText};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -70,9 +71,9 @@ fn trace_id(text: &str) -> Result<TraceId, TempoError> {
     padded.parse().map_err(|e| TempoError::bad_request(format!("invalid trace ID {text:?}: {e}")))
 }
 
-async fn fetch_trace(state: &AppState, text: &str) -> Result<(TraceId, TracesData), TempoError> {
+async fn fetch_trace(state: &AppState, tenant: &TenantId, text: &str) -> Result<(TraceId, TracesData), TempoError> {
     let id = trace_id(text)?;
-    let rows = state.storage.trace(&TenantId::default_tenant(), id).await?;
+    let rows = state.storage.trace(tenant, id).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(format!("trace not found: {id}")).into());
     }
@@ -101,10 +102,11 @@ fn encode_json(id: TraceId, traces: &mut TracesData) -> Result<Vec<u8>, TempoErr
 /// `GET /api/traces/{id}`: `{"batches": [ResourceSpans]}`, or a `tempopb.Trace`.
 async fn trace_v1(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(text): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, TempoError> {
-    let (id, mut traces) = fetch_trace(&state, &text).await?;
+    let (id, mut traces) = fetch_trace(&state, &tenant, &text).await?;
     if wants_protobuf(&headers) {
         return Ok(protobuf(traces.encode_to_vec()));
     }
@@ -124,10 +126,11 @@ async fn trace_v1(
 /// `tempopb.TraceByIDResponse`.
 async fn trace_v2(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(text): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, TempoError> {
-    let (id, mut traces) = fetch_trace(&state, &text).await?;
+    let (id, mut traces) = fetch_trace(&state, &tenant, &text).await?;
     if wants_protobuf(&headers) {
         return Ok(protobuf(TraceByIdResponse { trace: Some(traces) }.encode_to_vec()));
     }
@@ -179,6 +182,7 @@ fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, TempoError
 /// range, `limit` and spans per spanset (`spss`).
 async fn search(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
@@ -218,7 +222,7 @@ async fn search(
         spans_per_trace: uint(&params, "spss", 3)?,
         cursor: None,
     };
-    let result = clew_query::search(&*state.storage, &TenantId::default_tenant(), &search, &state.limits).await?;
+    let result = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
     let traces: Vec<_> = result.traces.iter().map(trace_metadata).collect();
     Ok(Json(json!({
         "traces": traces,
@@ -405,6 +409,7 @@ fn check_scope(scope: &str) -> Result<(), TempoError> {
 /// `GET /api/search/tags?scope=`: attribute names (intrinsics only when asked for by scope).
 async fn tags_v1(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
@@ -415,7 +420,7 @@ async fn tags_v1(
         "intrinsic" => intrinsic_names().into_iter().map(str::to_owned).collect(),
         s if EMPTY_SCOPES.contains(&s) => Vec::new(),
         _ => {
-            let catalog = state.storage.catalog(&TenantId::default_tenant(), range).await?;
+            let catalog = state.storage.catalog(&tenant, range).await?;
             match scope {
                 "span" => catalog.span_attributes,
                 "resource" => catalog.resource_attributes,
@@ -434,6 +439,7 @@ async fn tags_v1(
 /// single other scope is asked for.
 async fn tags_v2(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
@@ -442,7 +448,7 @@ async fn tags_v2(
     let range = seconds_range(&params)?;
     let mut scopes = Vec::new();
     if matches!(scope, "" | "none" | "span" | "resource") {
-        let catalog = state.storage.catalog(&TenantId::default_tenant(), range).await?;
+        let catalog = state.storage.catalog(&tenant, range).await?;
         if scope != "resource" {
             scopes.push(json!({ "name": "span", "tags": catalog.span_attributes }));
         }
@@ -457,12 +463,17 @@ async fn tags_v2(
 }
 
 /// The values `field` takes; none for durations, as in Tempo (they are not worth listing).
-async fn field_values(state: &AppState, field: &Field, params: &Params) -> Result<Vec<Value>, TempoError> {
+async fn field_values(
+    state: &AppState,
+    tenant: &TenantId,
+    field: &Field,
+    params: &Params,
+) -> Result<Vec<Value>, TempoError> {
     if matches!(field, Field::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration)) {
         return Ok(Vec::new());
     }
     let limit = uint(params, "limit", VALUES_LIMIT.0)?.min(VALUES_LIMIT.1);
-    Ok(crate::values(state, field, seconds_range(params)?, limit).await?)
+    Ok(crate::values(state, tenant, field, seconds_range(params)?, limit).await?)
 }
 
 fn value_text(value: &Value) -> Option<(&'static str, String)> {
@@ -479,13 +490,14 @@ fn value_text(value: &Value) -> Option<(&'static str, String)> {
 /// it (`service.name`, `http.method`, `status.code`) or an intrinsic.
 async fn tag_values_v1(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
     let name = if tag == "status.code" { "status" } else { tag.as_str() };
     let field = clew_query::field(name)?;
-    let values = field_values(&state, &field, &params).await?;
+    let values = field_values(&state, &tenant, &field, &params).await?;
     let values: Vec<String> = values.iter().filter_map(value_text).map(|(_, text)| text).collect();
     Ok(Json(json!({ "tagValues": values })))
 }
@@ -494,13 +506,14 @@ async fn tag_values_v1(
 /// `span.http.method`, `.foo`, `name`, `status`); values are typed, as text.
 async fn tag_values_v2(
     State(state): State<AppState>,
+    Reader(tenant): Reader,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
     let field = clew_query::field(&tag)?;
     let keyword = matches!(field, Field::Intrinsic(Intrinsic::Status | Intrinsic::Kind));
-    let values = field_values(&state, &field, &params).await?;
+    let values = field_values(&state, &tenant, &field, &params).await?;
     let values: Vec<_> = values
         .iter()
         .filter_map(value_text)

@@ -16,7 +16,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use clew_model::{assemble, SpanRow, TenantId, TraceId};
+use clew_model::{assemble, SpanRow, TraceId};
 use clew_query::{Limits, Order, Search, TimeRange};
 use clew_storage::{StorageError, Target, Value};
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Query, SpansetExpr, Static, StatusValue};
@@ -25,6 +25,7 @@ use clew_zipkin::ZipkinSpan;
 use serde::Serialize;
 
 use crate::params::Params;
+use crate::settings::Reader;
 use crate::{ApiError, AppState, Failure, PlainText};
 
 const PREFIX: &str = "/zipkin/api/v2";
@@ -105,16 +106,20 @@ fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str> {
 }
 
 /// `GET /services`: local service names, sorted.
-async fn services(State(state): State<AppState>) -> Result<Json<Vec<String>>> {
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), recent(&state.limits)).await?;
+async fn services(State(state): State<AppState>, Reader(tenant): Reader) -> Result<Json<Vec<String>>> {
+    let catalog = state.storage.catalog(&tenant, recent(&state.limits)).await?;
     Ok(Json(catalog.services().into_iter().filter(|s| !s.is_empty()).map(str::to_owned).collect()))
 }
 
 /// `GET /spans?serviceName=`: the span names the service uses, sorted.
-async fn span_names(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<String>>> {
+async fn span_names(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<String>>> {
     let params = Params::parse(query.as_deref())?;
     let service = required(&params, "serviceName")?;
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), recent(&state.limits)).await?;
+    let catalog = state.storage.catalog(&tenant, recent(&state.limits)).await?;
     let mut names: Vec<String> =
         catalog.operations.into_iter().filter(|o| o.service == service).map(|o| o.name).collect();
     // One name may come with several kinds; the catalog is sorted, so they are adjacent.
@@ -127,10 +132,13 @@ async fn span_names(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 ///
 /// The store lists the `peer.service` values of every service; each is kept when a search finds
 /// a span of this service with it.
-async fn remote_services(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<String>>> {
+async fn remote_services(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<String>>> {
     let params = Params::parse(query.as_deref())?;
     let service = required(&params, "serviceName")?;
-    let tenant = TenantId::default_tenant();
     let range = recent(&state.limits);
     let target = Target::SpanAttribute(keys::PEER_SERVICE.to_owned());
     let mut names = Vec::new();
@@ -348,10 +356,13 @@ fn window(params: &Params, limits: &Limits, default_lookback_ms: u64) -> Result<
 }
 
 /// `GET /traces`: the newest traces matching the query, as `[[span, ...], ...]`.
-async fn traces(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<Vec<ZipkinSpan>>>> {
+async fn traces(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<Vec<ZipkinSpan>>>> {
     let params = Params::parse(query.as_deref())?;
     let request = TraceQuery::parse(&params, &state.limits)?;
-    let tenant = TenantId::default_tenant();
     let mut search = Search {
         query: request.to_query(),
         range: request.range,
@@ -403,9 +414,13 @@ fn zipkin_spans(trace_id: TraceId, rows: Vec<SpanRow>) -> Result<Vec<ZipkinSpan>
 }
 
 /// `GET /trace/{traceId}`: the trace's spans, or 404.
-async fn trace(State(state): State<AppState>, Path(text): Path<String>) -> Result<Json<Vec<ZipkinSpan>>> {
+async fn trace(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    Path(text): Path<String>,
+) -> Result<Json<Vec<ZipkinSpan>>> {
     let id = trace_id(&text)?;
-    let spans = zipkin_spans(id, state.storage.trace(&TenantId::default_tenant(), id).await?)?;
+    let spans = zipkin_spans(id, state.storage.trace(&tenant, id).await?)?;
     if spans.is_empty() {
         return Err(ApiError::NotFound(format!("trace {text} not found")).into());
     }
@@ -413,7 +428,11 @@ async fn trace(State(state): State<AppState>, Path(text): Path<String>) -> Resul
 }
 
 /// `GET /traceMany?traceIds=a,b`: the traces of those (at least two) that the store holds.
-async fn trace_many(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<Vec<ZipkinSpan>>>> {
+async fn trace_many(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<Vec<ZipkinSpan>>>> {
     let params = Params::parse(query.as_deref())?;
     let mut ids: Vec<TraceId> = Vec::new();
     for text in required(&params, "traceIds")?.split(',') {
@@ -427,7 +446,7 @@ async fn trace_many(State(state): State<AppState>, RawQuery(query): RawQuery) ->
         return Err(bad_request("traceIds must list at least two trace IDs; use /trace/{traceId} for one"));
     }
     let mut traces = Vec::new();
-    for (id, rows) in ids.iter().zip(state.storage.traces(&TenantId::default_tenant(), &ids).await?) {
+    for (id, rows) in ids.iter().zip(state.storage.traces(&tenant, &ids).await?) {
         let spans = zipkin_spans(*id, rows)?;
         if !spans.is_empty() {
             traces.push(spans);
@@ -450,11 +469,15 @@ struct DependencyLink {
 /// (Unix milliseconds and milliseconds; `endTs` is required, `lookback` defaults to a day),
 /// whole minutes, from the service map's rollups (calls to uninstrumented databases and peers
 /// included). A call failed when the callee failed or the caller is a failed client span.
-async fn dependencies(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<DependencyLink>>> {
+async fn dependencies(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<DependencyLink>>> {
     let params = Params::parse(query.as_deref())?;
     required(&params, "endTs")?;
     let range = window(&params, &state.limits, DEFAULT_LOOKBACK_MS)?;
-    let edges = clew_query::dependencies(&*state.storage, &TenantId::default_tenant(), range).await?;
+    let edges = clew_query::dependencies(&*state.storage, &tenant, range).await?;
     Ok(Json(
         edges
             .into_iter()
@@ -469,19 +492,22 @@ async fn dependencies(State(state): State<AppState>, RawQuery(query): RawQuery) 
 }
 
 /// `GET /autocompleteKeys`: the span attribute names that read back as tags, sorted.
-async fn autocomplete_keys(State(state): State<AppState>) -> Result<Json<Vec<String>>> {
-    let catalog = state.storage.catalog(&TenantId::default_tenant(), recent(&state.limits)).await?;
+async fn autocomplete_keys(State(state): State<AppState>, Reader(tenant): Reader) -> Result<Json<Vec<String>>> {
+    let catalog = state.storage.catalog(&tenant, recent(&state.limits)).await?;
     Ok(Json(catalog.span_attributes.into_iter().filter(|key| !NOT_TAGS.contains(&key.as_str())).collect()))
 }
 
 /// `GET /autocompleteValues?key=`: values of that span attribute as tag text, most frequent
 /// first.
-async fn autocomplete_values(State(state): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<Vec<String>>> {
+async fn autocomplete_values(
+    State(state): State<AppState>,
+    Reader(tenant): Reader,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<String>>> {
     let params = Params::parse(query.as_deref())?;
     let key = required(&params, "key")?;
     let target = Target::SpanAttribute(key.to_owned());
-    let values =
-        state.storage.values(&TenantId::default_tenant(), recent(&state.limits), &target, VALUES_LIMIT).await?;
+    let values = state.storage.values(&tenant, recent(&state.limits), &target, VALUES_LIMIT).await?;
     let mut texts: Vec<String> = Vec::new();
     for value in values {
         let text = match value {

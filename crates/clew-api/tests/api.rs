@@ -103,7 +103,7 @@ async fn search_finds_traces_by_filters_and_traceql() {
 
 #[tokio::test]
 async fn bad_searches_are_400_with_the_problem_named() {
-    let App { router, .. } = app().await;
+    let App { router, _dir, .. } = app().await;
     for (query, expected) in [
         ("q=%7B%20name%20%3D%20%7D", "line 1, column 10"),
         ("q=%7B%20foo%3Abar%20%3D%201%20%7D", "unknown intrinsic"),

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,9 +39,7 @@ async fn open(dir: tempfile::TempDir, window: Duration) -> App {
         ..EngineOptions::new(dir.path())
     };
     let engine = Arc::new(LocalEngine::open(options, &mut registry).await.unwrap());
-    let draining = Arc::new(AtomicBool::new(false));
-    let router = clew_api::router(engine.clone(), Arc::new(registry), draining.clone());
-    App { router, engine, draining, _dir: dir }
+    common::router_over(dir, engine, registry).await
 }
 
 /// Closes the engine (which ends every wait for the other side of a call) and opens the same

@@ -1,5 +1,6 @@
 //! The `clew` binary: the edge where flags, environment and exit codes live.
 
+mod admin;
 mod api;
 mod bench;
 mod loadgen;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use clew_config::{Config, Overrides};
+use clew_config::{AuthMode, Bootstrap, Config, Overrides};
 
 /// Ingest allocates many small strings per span; mimalloc spends far less time on them than
 /// the system allocator (measured in BENCHMARKS.md).
@@ -39,6 +40,8 @@ enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Benchmarks: `clew bench ingest`.
     Bench(bench::BenchArgs),
+    /// Users, namespaces, projects, members, tokens, limits and usage of a running Clew.
+    Admin(admin::AdminArgs),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +61,13 @@ struct ServeArgs {
     /// OTLP/HTTP address [env: CLEW_LISTEN_OTLP_HTTP] [default: 127.0.0.1:4318]
     #[arg(long)]
     listen_otlp_http: Option<SocketAddr>,
+    /// `off` (single-user, loopback only) or `required` [env: CLEW_AUTH] [default: off]
+    #[arg(long, value_parser = parse_auth)]
+    auth: Option<AuthMode>,
+}
+
+fn parse_auth(text: &str) -> Result<AuthMode, String> {
+    text.parse()
 }
 
 fn init_logging() {
@@ -88,10 +98,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen_http: args.listen_http,
         listen_otlp_grpc: args.listen_otlp_grpc,
         listen_otlp_http: args.listen_otlp_http,
+        auth: args.auth,
     };
     let config = Config::load(args.config.as_deref(), &env, &flags)?;
     clew_server::run(
         config,
+        Bootstrap::from_env(&env),
         |bound| {
             // One line on stdout that scripts (and the test harness) can wait for.
             println!("clew listening http={} otlp_grpc={} otlp_http={}", bound.http, bound.otlp_grpc, bound.otlp_http);
@@ -119,6 +131,7 @@ fn main() -> ExitCode {
             Command::Search(args) => search::run(args).await,
             Command::Loadgen(args) => loadgen::run(args).await.map(|report| println!("{report}")),
             Command::Bench(args) => bench::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     // Storage is flushed by now; background work still running (a compaction) is abandoned,

@@ -22,9 +22,8 @@ pub(crate) struct SearchArgs {
     /// Most traces to print.
     #[arg(long, default_value_t = 20)]
     limit: usize,
-    /// Clew's HTTP API.
-    #[arg(long, env = "CLEW_SERVER", default_value = crate::api::DEFAULT_SERVER)]
-    server: String,
+    #[command(flatten)]
+    server: crate::api::Server,
     /// Print the API's JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -59,7 +58,7 @@ pub(crate) async fn run(args: SearchArgs) -> anyhow::Result<()> {
         ("order", args.order.clone()),
         ("limit", args.limit.to_string()),
     ];
-    let body = crate::api::get(&args.server, "/api/v1/search", &query).await?;
+    let body = args.server.get("/api/v1/search", &query).await?;
     if args.json {
         println!("{body}");
         return Ok(());

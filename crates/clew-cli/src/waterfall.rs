@@ -12,9 +12,8 @@ use clew_model::{TraceId, SERVICE_NAME};
 pub(crate) struct TraceArgs {
     /// The trace ID: 32 hex characters.
     trace_id: String,
-    /// Clew's HTTP API.
-    #[arg(long, env = "CLEW_SERVER", default_value = crate::api::DEFAULT_SERVER)]
-    server: String,
+    #[command(flatten)]
+    server: crate::api::Server,
     /// Print the OTLP JSON instead of the waterfall.
     #[arg(long)]
     json: bool,
@@ -22,7 +21,7 @@ pub(crate) struct TraceArgs {
 
 pub(crate) async fn run(args: TraceArgs) -> anyhow::Result<()> {
     let id: TraceId = args.trace_id.parse().with_context(|| format!("invalid trace ID {:?}", args.trace_id))?;
-    let body = crate::api::get(&args.server, &format!("/api/v1/traces/{id}"), &[]).await?;
+    let body = args.server.get(&format!("/api/v1/traces/{id}"), &[]).await?;
     if args.json {
         println!("{body}");
         return Ok(());

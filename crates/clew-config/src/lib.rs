@@ -45,6 +45,121 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
     pub rollups: RollupConfig,
+    pub auth: AuthConfig,
+    pub tenancy: TenancyConfig,
+}
+
+/// Whether requests must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Single-user mode: requests without credentials act as the local owner of everything,
+    /// in the default namespace and project. Listeners must stay on loopback.
+    Off,
+    /// Every request needs an access token or a signed-in session.
+    Required,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "required" => Ok(Self::Required),
+            other => Err(format!("unknown auth mode {other:?}: use off or required")),
+        }
+    }
+}
+
+/// Authentication (`[auth]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `off` (default) or `required` (`CLEW_AUTH`, `--auth`).
+    pub mode: AuthMode,
+    /// How long a browser sign-in lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Mark session cookies `Secure` even when no TLS proxy sends `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { mode: AuthMode::Off, session_ttl: Duration::from_secs(30 * 86_400), secure_cookies: false }
+    }
+}
+
+/// Namespaces, projects and their limits (`[tenancy]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenancyConfig {
+    /// Where users, namespaces, projects, tokens and usage are kept: a `sqlite://` URL, or
+    /// empty for `metadata.sqlite` in the data directory.
+    pub metadata_url: String,
+    /// Retention of new namespaces, in days.
+    pub default_retention_days: u32,
+    /// Ingest rate limit of new namespaces in bytes per second; absent: none.
+    pub default_ingest_rate: Option<ByteSize>,
+    /// Storage quota of new namespaces; absent: none.
+    pub default_storage_quota: Option<ByteSize>,
+    /// The sliding window the ingest rate is measured over: a namespace may send its rate
+    /// times this window in any such window.
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Duration,
+    /// How often retention and quotas are enforced.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            metadata_url: String::new(),
+            default_retention_days: 30,
+            default_ingest_rate: None,
+            default_storage_quota: None,
+            rate_window: Duration::from_secs(10),
+            maintenance_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Config {
+    /// The metadata store's URL: `tenancy.metadata_url`, or the SQLite file in the data
+    /// directory.
+    pub fn metadata_url(&self) -> String {
+        if self.tenancy.metadata_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("metadata.sqlite").display())
+        } else {
+            self.tenancy.metadata_url.clone()
+        }
+    }
+}
+
+/// Secrets an automated deployment hands the first start, from the environment only (never
+/// the config file, never logged): `CLEW_BOOTSTRAP_ADMIN_TOKEN`, `CLEW_BOOTSTRAP_ADMIN_PASSWORD`.
+#[derive(Clone, Default, PartialEq)]
+pub struct Bootstrap {
+    pub admin_token: Option<String>,
+    pub admin_password: Option<String>,
+}
+
+impl Bootstrap {
+    pub fn from_env(env: &HashMap<String, String>) -> Self {
+        let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        Self { admin_token: get("CLEW_BOOTSTRAP_ADMIN_TOKEN"), admin_password: get("CLEW_BOOTSTRAP_ADMIN_PASSWORD") }
+    }
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Listener addresses. Addresses other than loopback are refused until authentication is
@@ -124,6 +239,8 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
             rollups: RollupConfig::default(),
+            auth: AuthConfig::default(),
+            tenancy: TenancyConfig::default(),
         }
     }
 }
@@ -164,6 +281,7 @@ pub struct Overrides {
     pub listen_http: Option<SocketAddr>,
     pub listen_otlp_grpc: Option<SocketAddr>,
     pub listen_otlp_http: Option<SocketAddr>,
+    pub auth: Option<AuthMode>,
 }
 
 fn env_addr(env: &HashMap<String, String>, name: &str) -> Result<Option<SocketAddr>> {
@@ -199,6 +317,16 @@ impl Config {
             listen_http: env_addr(env, "CLEW_LISTEN_HTTP")?,
             listen_otlp_grpc: env_addr(env, "CLEW_LISTEN_OTLP_GRPC")?,
             listen_otlp_http: env_addr(env, "CLEW_LISTEN_OTLP_HTTP")?,
+            auth: env
+                .get("CLEW_AUTH")
+                .map(|value| {
+                    value.parse().map_err(|reason| ConfigError::Env {
+                        name: "CLEW_AUTH".into(),
+                        value: value.clone(),
+                        reason,
+                    })
+                })
+                .transpose()?,
         };
         config.apply(&from_env);
         config.apply(flags);
@@ -219,6 +347,9 @@ impl Config {
         if let Some(addr) = overrides.listen_otlp_http {
             self.listen.otlp_http = addr;
         }
+        if let Some(mode) = overrides.auth {
+            self.auth.mode = mode;
+        }
     }
 
     /// Checks what no single field can: consistent sizes, and no unauthenticated listener
@@ -229,12 +360,13 @@ impl Config {
             ("listen.otlp_grpc", self.listen.otlp_grpc),
             ("listen.otlp_http", self.listen.otlp_http),
         ] {
-            if !addr.ip().is_loopback() {
+            if !addr.ip().is_loopback() && self.auth.mode == AuthMode::Off {
                 return Err(ConfigError::Invalid(format!(
                     "{name} = {addr} would accept connections from other machines, but no \
                      authentication is configured, so anyone who can reach it could write and \
-                     read every trace; listen on a loopback address (127.0.0.1 or [::1]) and \
-                     put an authenticating proxy in front"
+                     read every trace; turn authentication on (auth.mode = \"required\", \
+                     CLEW_AUTH=required or --auth required) or listen on a loopback address \
+                     (127.0.0.1 or [::1])"
                 )));
             }
         }
@@ -250,6 +382,14 @@ impl Config {
                 "storage.wal_max_pending_bytes ({}) must be at least ingest.max_request_bytes ({}), or large requests could never be written",
                 storage.wal_max_pending_bytes, self.ingest.max_request_bytes
             )));
+        }
+        if self.tenancy.default_retention_days == 0 {
+            return Err(ConfigError::Invalid("tenancy.default_retention_days must be at least 1".into()));
+        }
+        if self.tenancy.rate_window.is_zero() || self.tenancy.maintenance_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "tenancy.rate_window and tenancy.maintenance_interval must be more than zero".into(),
+            ));
         }
         if storage.flush_interval.is_zero() {
             return Err(ConfigError::Invalid("storage.flush_interval must be more than zero".into()));
@@ -319,5 +459,17 @@ mod tests {
         assert!(err.contains("listen.otlp_http = 0.0.0.0:4318") && err.contains("no authentication"), "{err}");
         let flags = Overrides { listen_http: Some("[::1]:4320".parse().unwrap()), ..Default::default() };
         Config::load(None, &HashMap::new(), &flags).unwrap();
+        let flags = Overrides { listen_http: Some("0.0.0.0:4320".parse().unwrap()), ..Default::default() };
+        let config = Config::load(None, &env(&[("CLEW_AUTH", "required")]), &flags).unwrap();
+        assert_eq!(config.auth.mode, AuthMode::Required);
+        let err = Config::load(None, &env(&[("CLEW_AUTH", "maybe")]), &flags).unwrap_err().to_string();
+        assert!(err.contains("CLEW_AUTH") && err.contains("off or required"), "{err}");
+    }
+
+    #[test]
+    fn bootstrap_secrets_come_from_the_environment_and_are_never_printed() {
+        let secrets = Bootstrap::from_env(&env(&[("CLEW_BOOTSTRAP_ADMIN_TOKEN", "clew_s3cret")]));
+        assert_eq!(secrets.admin_token.as_deref(), Some("clew_s3cret"));
+        assert!(!format!("{secrets:?}").contains("s3cret"));
     }
 }

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use clew_storage::StorageError;
+use clew_tenancy::{AccessError, RateLimited};
 
 /// Why an export request was not stored. Every variant maps to one HTTP status in
 /// [`IngestError::http_status`] and one gRPC code in [`IngestError::grpc_code`].
@@ -27,6 +28,9 @@ pub enum IngestError {
     TooLarge { limit: usize, detail: &'static str },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Authentication, authorization, tracing not enabled, rate limit.
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 impl IngestError {
@@ -37,6 +41,16 @@ impl IngestError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Storage(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Access(e) => match e {
+                AccessError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                AccessError::Forbidden(_) => StatusCode::FORBIDDEN,
+                AccessError::NotFound(_) => StatusCode::NOT_FOUND,
+                AccessError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                AccessError::Conflict(_) => StatusCode::CONFLICT,
+                AccessError::RateLimited(RateLimited::OverLimit { .. }) => StatusCode::TOO_MANY_REQUESTS,
+                AccessError::RateLimited(RateLimited::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+                AccessError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -50,6 +64,15 @@ impl IngestError {
             Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
             Self::Storage(e) if e.is_retryable() => tonic::Code::Unavailable,
             Self::Storage(_) => tonic::Code::Internal,
+            Self::Access(e) => match e {
+                AccessError::Unauthenticated(_) => tonic::Code::Unauthenticated,
+                AccessError::Forbidden(_) => tonic::Code::PermissionDenied,
+                AccessError::NotFound(_) => tonic::Code::NotFound,
+                AccessError::BadRequest(_) => tonic::Code::InvalidArgument,
+                AccessError::Conflict(_) => tonic::Code::AlreadyExists,
+                AccessError::RateLimited(_) => tonic::Code::ResourceExhausted,
+                AccessError::Internal(_) => tonic::Code::Internal,
+            },
         }
     }
 
@@ -57,7 +80,19 @@ impl IngestError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Storage(e) => e.retry_after(),
+            Self::Access(AccessError::RateLimited(RateLimited::OverLimit { retry_after, .. })) => Some(*retry_after),
             _ => None,
+        }
+    }
+
+    /// The `outcome` a failed request is counted under in `clew_ingest_requests_total`, unless
+    /// [`crate::Ingest::export`] counted it already (storage failures, all spans invalid).
+    pub(crate) fn outcome(&self) -> Option<&'static str> {
+        match self {
+            Self::Storage(_) | Self::AllRejected(_) => None,
+            Self::Access(AccessError::RateLimited(_)) => Some("rate_limited"),
+            Self::Access(_) => Some("denied"),
+            _ => Some("bad_request"),
         }
     }
 
@@ -65,14 +100,25 @@ impl IngestError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Storage(e) if !e.is_retryable() => "internal error while storing spans; see the server log".into(),
+            Self::Access(AccessError::Internal(_)) => "internal error while checking access; see the server log".into(),
             other => other.to_string(),
         }
     }
 }
 
 impl From<IngestError> for tonic::Status {
+    /// Failures worth retrying carry a `google.rpc.RetryInfo` detail: OTLP clients retry
+    /// `RESOURCE_EXHAUSTED` only when it is there, and use its delay.
     fn from(e: IngestError) -> Self {
-        tonic::Status::new(e.grpc_code(), e.public_message())
+        use tonic_types::{ErrorDetails, StatusExt};
+        match e.retry_after() {
+            Some(delay) => tonic::Status::with_error_details(
+                e.grpc_code(),
+                e.public_message(),
+                ErrorDetails::with_retry_info(Some(delay)),
+            ),
+            None => tonic::Status::new(e.grpc_code(), e.public_message()),
+        }
     }
 }
 
@@ -105,5 +151,23 @@ mod tests {
             (StatusCode::PAYLOAD_TOO_LARGE, tonic::Code::ResourceExhausted)
         );
         assert_eq!(too_large.retry_after(), None);
+    }
+
+    #[test]
+    fn rate_limited_grpc_status_carries_retry_info() {
+        use tonic_types::StatusExt;
+        let limited = IngestError::Access(AccessError::RateLimited(RateLimited::OverLimit {
+            namespace: 1,
+            bytes_per_second: 100,
+            retry_after: Duration::from_millis(2500),
+        }));
+        assert_eq!(
+            (limited.http_status(), limited.retry_after()),
+            (StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_millis(2500)))
+        );
+        let status = tonic::Status::from(limited);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let info = status.get_details_retry_info().expect("RetryInfo detail");
+        assert_eq!(info.retry_delay, Some(Duration::from_millis(2500)));
     }
 }

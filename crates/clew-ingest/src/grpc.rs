@@ -3,7 +3,6 @@
 use clew_model::otlp::collector::trace::v1::trace_service_server::TraceService;
 pub use clew_model::otlp::collector::trace::v1::trace_service_server::TraceServiceServer;
 use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use clew_model::TenantId;
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 
@@ -26,10 +25,26 @@ impl TraceService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let request = request.into_inner();
-        let bytes = request.encoded_len();
-        let response = self.0.export(Protocol::Grpc, &TenantId::default_tenant(), request, bytes).await?;
-        Ok(tonic::Response::new(response))
+        let ingest = &self.0;
+        let result = async {
+            // gRPC metadata are the HTTP/2 headers: the same token and project headers as HTTP.
+            let headers = request.metadata().clone().into_headers();
+            let target = ingest.target(&headers, None).await?;
+            let request = request.into_inner();
+            let bytes = request.encoded_len();
+            ingest.admit(&target, bytes).await?;
+            ingest.export(Protocol::Grpc, &target, request, bytes).await
+        }
+        .await;
+        match result {
+            Ok(response) => Ok(tonic::Response::new(response)),
+            Err(e) => {
+                if let Some(outcome) = e.outcome() {
+                    ingest.metrics().request(Protocol::Grpc, outcome);
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 

@@ -5,14 +5,14 @@
 use std::io::Read;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use clew_model::TenantId;
+use clew_tenancy::ProjectRef;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
 
@@ -36,11 +36,16 @@ struct RpcStatus {
     message: String,
 }
 
+/// GitLab's ingest path: the project is named in it.
+const PROJECT_PATH: &str = "/v3/{namespace}/{project}/ingest/traces";
+
 pub(crate) fn router(ingest: Ingest) -> Router {
     Router::new()
         .route("/v1/traces", post(export))
+        .route(PROJECT_PATH, post(export_to_project))
         .fallback(|| async {
-            let message = "not found: this listener takes OTLP/HTTP traces at POST /v1/traces";
+            let message = "not found: this listener takes OTLP/HTTP traces at POST /v1/traces \
+                           and POST /v3/{namespace}/{project}/ingest/traces";
             (
                 StatusCode::NOT_FOUND,
                 axum::Json(serde_json::json!({ "code": tonic::Code::NotFound as i32, "message": message })),
@@ -51,14 +56,31 @@ pub(crate) fn router(ingest: Ingest) -> Router {
         .with_state(ingest)
 }
 
+pub(crate) fn project_router(ingest: Ingest) -> Router {
+    Router::new().route(PROJECT_PATH, post(export_to_project)).layer(DefaultBodyLimit::disable()).with_state(ingest)
+}
+
 async fn export(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) -> Response {
-    let format = match content_format(&headers) {
+    respond(&ingest, &headers, None, body).await
+}
+
+async fn export_to_project(
+    State(ingest): State<Ingest>,
+    Path((namespace, project)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(&ingest, &headers, Some(ProjectRef { namespace: Some(namespace), project }), body).await
+}
+
+async fn respond(ingest: &Ingest, headers: &HeaderMap, project: Option<ProjectRef>, body: Body) -> Response {
+    let format = match content_format(headers) {
         Ok(format) => format,
-        Err(e) => return error_response(&ingest, Format::Json, e),
+        Err(e) => return error_response(ingest, Format::Json, e),
     };
-    match receive(&ingest, &headers, format, body).await {
+    match receive(ingest, headers, project, format, body).await {
         Ok(response) => encode(format, StatusCode::OK, &response),
-        Err(e) => error_response(&ingest, format, e),
+        Err(e) => error_response(ingest, format, e),
     }
 }
 
@@ -82,16 +104,20 @@ pub(crate) fn content_type(headers: &HeaderMap) -> (&str, String) {
 async fn receive(
     ingest: &Ingest,
     headers: &HeaderMap,
+    project: Option<ProjectRef>,
     format: Format,
     body: Body,
 ) -> Result<ExportTraceServiceResponse> {
+    let target = ingest.target(headers, project).await?;
     let (body, wire_bytes) = read_body(ingest, headers, body, format.name()).await?;
+    ingest.admit(&target, wire_bytes).await?;
     let request = match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| IngestError::Malformed { format: format.name(), reason: e.to_string() })?,
-        Format::Json => decode_json(&body)?,
+            .map_err(|e| IngestError::Malformed { format: format.name(), reason: e.to_string() }),
+        Format::Json => decode_json(&body),
     };
-    ingest.export(Protocol::Http, &TenantId::default_tenant(), request, wire_bytes).await
+    let request = request.inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
+    ingest.export(Protocol::Http, &target, request, wire_bytes).await
 }
 
 /// Reads a request body within [`Ingest::max_request_bytes`] (checked against
@@ -197,8 +223,8 @@ impl EncodeBoth for RpcStatus {
 }
 
 fn error_response(ingest: &Ingest, format: Format, error: IngestError) -> Response {
-    if !matches!(error, IngestError::Storage(_)) {
-        ingest.metrics().request(Protocol::Http, "bad_request");
+    if let Some(outcome) = error.outcome() {
+        ingest.metrics().request(Protocol::Http, outcome);
     }
     let status = RpcStatus { code: error.grpc_code() as i32, message: error.public_message() };
     let mut response = encode(format, error.http_status(), &status);
@@ -209,7 +235,8 @@ fn error_response(ingest: &Ingest, format: Format, error: IngestError) -> Respon
 /// Adds `Retry-After` (whole seconds, at least 1) when the failure is worth retrying later.
 pub(crate) fn set_retry_after(response: &mut Response, error: &IngestError) {
     if let Some(after) = error.retry_after() {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     }
 }
 

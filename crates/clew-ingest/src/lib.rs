@@ -2,7 +2,9 @@
 //!
 //! Owns OTLP/gRPC (`TraceService/Export`), OTLP/HTTP (`POST /v1/traces`, protobuf and
 //! JSON, gzip) and the Zipkin v2 receiver (`POST /zipkin/api/v2/spans`, translated by
-//! `clew-zipkin`), request limits, per-span validation with OTLP partial success, and the mapping
+//! `clew-zipkin`), GitLab's per-project path (`POST /v3/{namespace}/{project}/ingest/traces`),
+//! who may send to which project and the namespace rate limit (asked of `clew-tenancy`),
+//! request limits, per-span validation with OTLP partial success, and the mapping
 //! of failures to HTTP and gRPC status codes (each in exactly one function). Writes go to a
 //! [`SpanWriter`]; this crate never names a storage backend.
 
@@ -15,11 +17,12 @@ mod zipkin;
 
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
 use clew_model::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use clew_model::TenantId;
 use clew_storage::SpanWriter;
+use clew_tenancy::{ProjectRef, Refusal, Target, Tenancy};
 use prometheus_client::registry::Registry;
 
 pub use error::IngestError;
@@ -56,14 +59,52 @@ pub struct Ingest {
 
 struct Inner {
     writer: Arc<dyn SpanWriter>,
+    tenancy: Tenancy,
     max_request_bytes: usize,
     metrics: IngestMetrics,
 }
 
 impl Ingest {
-    pub fn new(writer: Arc<dyn SpanWriter>, max_request_bytes: usize, registry: &mut Registry) -> Self {
+    pub fn new(
+        writer: Arc<dyn SpanWriter>,
+        tenancy: Tenancy,
+        max_request_bytes: usize,
+        registry: &mut Registry,
+    ) -> Self {
         let metrics = IngestMetrics::register(registry);
-        Self { inner: Arc::new(Inner { writer, max_request_bytes, metrics }) }
+        Self { inner: Arc::new(Inner { writer, tenancy, max_request_bytes, metrics }) }
+    }
+
+    /// The project a request's spans go to: who sent it (token or session in `headers`), the
+    /// project named by the path (`/v3/{namespace}/{project}/...`) or the `X-Clew-Project`
+    /// header, checked for the right to send spans there.
+    pub async fn target(&self, headers: &HeaderMap, path_project: Option<ProjectRef>) -> Result<Target> {
+        let tenancy = &self.inner.tenancy;
+        let credentials = clew_tenancy::headers::credentials(headers);
+        let caller = tenancy.authenticate(&credentials).await?;
+        // A browser's session may send spans only with the session's CSRF token.
+        tenancy.check_csrf(&caller, &credentials)?;
+        let project = match path_project {
+            Some(project) => Some(project),
+            None => clew_tenancy::headers::project(headers)?,
+        };
+        Ok(tenancy.write_target(&caller, project.as_ref()).await?)
+    }
+
+    /// Counts a request of `wire_bytes` against its namespace's ingest rate limit; over it,
+    /// nothing of the request may be stored.
+    pub async fn admit(&self, target: &Target, wire_bytes: usize) -> Result<()> {
+        Ok(self.inner.tenancy.admit(target, wire_bytes as u64).await?)
+    }
+
+    /// Counts a request refused after its project was known (undecodable, storage failure).
+    pub(crate) fn refused(&self, target: &Target, error: &IngestError, wire_bytes: usize) {
+        let reason = match error {
+            IngestError::Access(_) => return,
+            IngestError::Storage(_) => Refusal::Unavailable,
+            _ => Refusal::Invalid,
+        };
+        self.inner.tenancy.usage().refused(target.namespace.id, reason, wire_bytes as u64);
     }
 
     pub fn max_request_bytes(&self) -> usize {
@@ -75,10 +116,26 @@ impl Ingest {
     pub async fn export(
         &self,
         protocol: Protocol,
-        tenant: &TenantId,
-        mut request: ExportTraceServiceRequest,
+        target: &Target,
+        request: ExportTraceServiceRequest,
         wire_bytes: usize,
     ) -> Result<ExportTraceServiceResponse> {
+        let stored = self.store(protocol, target, request, wire_bytes).await;
+        match &stored {
+            Ok((_, spans)) => self.inner.tenancy.usage().ingested(target.namespace.id, wire_bytes as u64, *spans),
+            Err(e) => self.refused(target, e, wire_bytes),
+        }
+        stored.map(|(response, _)| response)
+    }
+
+    async fn store(
+        &self,
+        protocol: Protocol,
+        target: &Target,
+        mut request: ExportTraceServiceRequest,
+        wire_bytes: usize,
+    ) -> Result<(ExportTraceServiceResponse, u64)> {
+        let tenant = &target.tenant;
         let metrics = &self.inner.metrics;
         let received = span_count(&request);
         metrics.received(protocol, received, wire_bytes);
@@ -100,12 +157,19 @@ impl Ingest {
             error_message: rejections.message(),
         });
         metrics.request(protocol, if partial_success.is_some() { "partial" } else { "ok" });
-        Ok(ExportTraceServiceResponse { partial_success })
+        Ok((ExportTraceServiceResponse { partial_success }, (received - rejections.spans) as u64))
     }
 
-    /// The OTLP/HTTP receiver: `POST /v1/traces`.
+    /// The OTLP/HTTP receiver: `POST /v1/traces` and GitLab's
+    /// `POST /v3/{namespace}/{project}/ingest/traces`.
     pub fn http_router(&self) -> axum::Router {
         http::router(self.clone())
+    }
+
+    /// GitLab's per-project ingest path alone, for the HTTP API listener. It has no fallback,
+    /// so it merges into a router that has one.
+    pub fn project_router(&self) -> axum::Router {
+        http::project_router(self.clone())
     }
 
     /// The Zipkin v2 receiver: `POST /zipkin/api/v2/spans`, JSON or protobuf, for the HTTP API

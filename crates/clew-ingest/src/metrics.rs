@@ -36,7 +36,7 @@ impl IngestMetrics {
         let r = registry.sub_registry_with_prefix("clew_ingest");
         r.register(
             "requests",
-            "Export requests by outcome (ok, partial, refused, error, bad_request)",
+            "Export requests by outcome (ok, partial, refused, error, bad_request, denied, rate_limited)",
             m.requests.clone(),
         );
         r.register("spans_received", "Spans received, valid or not", m.spans_received.clone());

@@ -14,7 +14,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use clew_model::TenantId;
 
 use crate::http::{content_type, read_body, set_retry_after};
 use crate::{span_count, Ingest, IngestError, Protocol, Result};
@@ -63,14 +62,17 @@ fn content_format(headers: &HeaderMap) -> Result<Format> {
 
 async fn store(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<()> {
     let format = content_format(headers)?;
+    let target = ingest.target(headers, None).await?;
     let (body, wire_bytes) = read_body(ingest, headers, body, format.name()).await?;
+    ingest.admit(&target, wire_bytes).await?;
     let request = match format {
         Format::Json => clew_zipkin::decode_json(&body),
         Format::Protobuf => clew_zipkin::decode_proto(&body),
     }
-    .map_err(|source| IngestError::Zipkin { format: format.name(), source })?;
+    .map_err(|source| IngestError::Zipkin { format: format.name(), source })
+    .inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
     let received = span_count(&request);
-    let response = ingest.export(Protocol::Zipkin, &TenantId::default_tenant(), request, wire_bytes).await?;
+    let response = ingest.export(Protocol::Zipkin, &target, request, wire_bytes).await?;
     if let Some(partial) = response.partial_success.filter(|p| p.rejected_spans > 0) {
         if usize::try_from(partial.rejected_spans).is_ok_and(|rejected| rejected >= received) {
             return Err(IngestError::AllRejected(partial.error_message));
@@ -87,8 +89,8 @@ async fn store(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<()> {
 
 fn error_response(ingest: &Ingest, error: IngestError) -> Response {
     // Export has counted storage failures and requests whose spans were all rejected.
-    if !matches!(error, IngestError::Storage(_) | IngestError::AllRejected(_)) {
-        ingest.metrics().request(Protocol::Zipkin, "bad_request");
+    if let Some(outcome) = error.outcome() {
+        ingest.metrics().request(Protocol::Zipkin, outcome);
     }
     let body = error.public_message();
     let mut response =

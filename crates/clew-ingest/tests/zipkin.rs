@@ -14,6 +14,7 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::{assemble, TenantId, TraceId};
 use clew_storage::{SpanWriter, Storage, StorageError, TraceReader, WriteReceipt};
 use clew_store_local::{EngineOptions, LocalEngine};
+use clew_tenancy::{Tenancy, TenancyOptions};
 use clew_zipkin::{proto, Kind, ZipkinSpan};
 use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
@@ -36,7 +37,8 @@ async fn harness(max_request_bytes: usize) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::default();
     let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
-    let ingest = Ingest::new(engine.clone(), max_request_bytes, &mut registry);
+    let tenancy = Tenancy::local(&dir.path().join("metadata.sqlite"), TenancyOptions::default()).await.unwrap();
+    let ingest = Ingest::new(engine.clone(), tenancy, max_request_bytes, &mut registry);
     Harness { router: ingest.zipkin_router(), engine, _dir: dir }
 }
 
@@ -260,7 +262,9 @@ impl SpanWriter for Overloaded {
 
 #[tokio::test]
 async fn overload_is_503_with_retry_after() {
-    let ingest = Ingest::new(Arc::new(Overloaded), 1 << 20, &mut Registry::default());
+    let dir = tempfile::tempdir().unwrap();
+    let tenancy = Tenancy::local(&dir.path().join("metadata.sqlite"), TenancyOptions::default()).await.unwrap();
+    let ingest = Ingest::new(Arc::new(Overloaded), tenancy, 1 << 20, &mut Registry::default());
     let router = ingest.zipkin_router();
     let answer = post(&router, &json_content(), serde_json::to_vec(&sample_json()).unwrap()).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clew_config::Config;
+use clew_config::{AuthMode, Bootstrap, Config};
 use clew_ingest::Ingest;
 use clew_storage::{Storage, StorageError};
 use clew_store_local::{BuilderOptions, EngineOptions, LocalEngine};
+use clew_tenancy::{Clock, Limits, LocalRateLimiter, Metadata, SystemClock, Tenancy, TenancyOptions};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,6 +36,75 @@ pub enum ServerError {
     Serve { what: &'static str, reason: String },
     #[error("flush storage at shutdown: {0}")]
     Shutdown(#[source] StorageError),
+    #[error("open the metadata store: {0}")]
+    Metadata(#[source] clew_tenancy::MetadataError),
+    #[error("set up tenancy: {0}")]
+    Tenancy(#[source] clew_tenancy::AccessError),
+}
+
+/// How often usage counted in memory is added to the metadata store.
+const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn tenancy(config: &Config, bootstrap: &Bootstrap) -> Result<Tenancy, ServerError> {
+    let settings = &config.tenancy;
+    let options = TenancyOptions {
+        auth_required: config.auth.mode == AuthMode::Required,
+        session_ttl: config.auth.session_ttl,
+        default_limits: Limits {
+            ingest_bytes_per_second: settings.default_ingest_rate.map(|rate| rate.as_u64()),
+            retention_days: settings.default_retention_days,
+            storage_quota_bytes: settings.default_storage_quota.map(|quota| quota.as_u64()),
+        },
+        rate_window: settings.rate_window,
+    };
+    if config.tenancy.metadata_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Storage {
+            dir: config.data_dir.display().to_string(),
+            source: StorageError::internal("create the data directory", e),
+        })?;
+    }
+    let metadata = Metadata::connect(&config.metadata_url()).await.map_err(ServerError::Metadata)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let limiter = Arc::new(LocalRateLimiter::new(options.rate_window, clock.clone()));
+    let tenancy = Tenancy::new(metadata, options, clock, limiter).await.map_err(ServerError::Tenancy)?;
+    if config.auth.mode == AuthMode::Required {
+        let created = tenancy
+            .bootstrap_admin(bootstrap.admin_token.as_deref(), bootstrap.admin_password.as_deref())
+            .await
+            .map_err(ServerError::Tenancy)?;
+        if let Some(message) = created {
+            // Printed, not logged: a generated password must not end up in log storage.
+            println!("{message}");
+        }
+    }
+    Ok(tenancy)
+}
+
+/// Adds counted usage to the metadata store now and then, and enforces retention and quotas
+/// every `tenancy.maintenance_interval`.
+fn spawn_maintenance(config: &Config, tenancy: Tenancy, storage: Arc<dyn Storage>) -> tokio::task::JoinHandle<()> {
+    let interval = config.tenancy.maintenance_interval;
+    tokio::spawn(async move {
+        let mut usage_tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+        let mut maintenance_tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = usage_tick.tick() => {
+                    if let Err(e) = tenancy.usage().flush().await {
+                        tracing::warn!(error = %e, "recording usage failed; will retry");
+                    }
+                }
+                _ = maintenance_tick.tick() => {
+                    if let Err(e) = clew_tenancy::maintenance::enforce(tenancy.metadata(), &*storage, &SystemClock).await {
+                        tracing::warn!(error = %e, "enforcing retention and quotas failed; will retry");
+                    }
+                    if let Err(e) = tenancy.metadata().delete_expired_sessions(tenancy.now()).await {
+                        tracing::warn!(error = %e, "deleting expired sessions failed");
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// How long shutdown waits for open connections to finish before closing them.
@@ -78,6 +148,7 @@ async fn bind(what: &'static str, addr: SocketAddr, setting: &'static str) -> Re
 /// addresses once every listener accepts connections.
 pub async fn run(
     config: Config,
+    bootstrap: Bootstrap,
     on_bound: impl FnOnce(Bound),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -86,11 +157,22 @@ pub async fn run(
         .await
         .map_err(|source| ServerError::Storage { dir: config.data_dir.display().to_string(), source })?;
     let storage: Arc<dyn Storage> = Arc::new(engine);
+    let tenancy = tenancy(&config, &bootstrap).await?;
     let max_request_bytes = usize::try_from(config.ingest.max_request_bytes.as_u64()).unwrap_or(usize::MAX);
-    let ingest = Ingest::new(storage.clone(), max_request_bytes, &mut registry);
+    let ingest = Ingest::new(storage.clone(), tenancy.clone(), max_request_bytes, &mut registry);
     let draining = Arc::new(AtomicBool::new(false));
-    // Zipkin reporters post to the HTTP API listener, as they do to a Zipkin server's port.
-    let api = clew_api::router(storage.clone(), Arc::new(registry), draining.clone()).merge(ingest.zipkin_router());
+    let maintenance = spawn_maintenance(&config, tenancy.clone(), storage.clone());
+    // Zipkin reporters post to the HTTP API listener, as they do to a Zipkin server's port;
+    // GitLab's per-project ingest path is served there too.
+    let api = clew_api::router(clew_api::Api {
+        storage: storage.clone(),
+        tenancy: tenancy.clone(),
+        registry: Arc::new(registry),
+        draining: draining.clone(),
+        secure_cookies: config.auth.secure_cookies,
+    })
+    .merge(ingest.zipkin_router())
+    .merge(ingest.project_router());
 
     let http = bind("the HTTP API", config.listen.http, "listen.http / --listen-http").await?;
     let grpc = bind("OTLP/gRPC", config.listen.otlp_grpc, "listen.otlp_grpc / --listen-otlp-grpc").await?;
@@ -147,6 +229,10 @@ pub async fn run(
         }
     };
     tracing::info!("listeners closed; flushing storage");
+    maintenance.abort();
+    if let Err(e) = tenancy.usage().flush().await {
+        tracing::warn!(error = %e, "recording usage at shutdown failed");
+    }
     storage.close().await.map_err(ServerError::Shutdown)?;
     tracing::info!("storage flushed; bye");
     api_result.and(otlp_http_result).and(grpc_result)

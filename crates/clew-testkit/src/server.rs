@@ -15,6 +15,7 @@ pub struct TestServer {
     _temp: Option<tempfile::TempDir>,
     child: Option<Child>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     pub http: SocketAddr,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
@@ -31,6 +32,16 @@ impl TestServer {
 
     /// Starts `bin serve --data-dir data_dir` plus `extra_args`.
     pub fn start_in(bin: impl Into<PathBuf>, data_dir: &Path, extra_args: &[&str]) -> Result<Self, String> {
+        Self::start_with(bin, data_dir, extra_args, &[])
+    }
+
+    /// Starts `bin serve --data-dir data_dir` plus `extra_args`, with `env` set.
+    pub fn start_with(
+        bin: impl Into<PathBuf>,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let unbound: SocketAddr = ([127, 0, 0, 1], 0).into();
         let mut server = Self {
             bin: bin.into(),
@@ -38,6 +49,7 @@ impl TestServer {
             _temp: None,
             child: None,
             extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             http: unbound,
             otlp_grpc: unbound,
             otlp_http: unbound,
@@ -66,6 +78,8 @@ impl TestServer {
             ])
             .args(&self.extra_args)
             .env_remove("CLEW_CONFIG")
+            .env_remove("CLEW_AUTH")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

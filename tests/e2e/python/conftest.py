@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,24 @@ def clew_bin() -> str:
     return os.environ.get("CLEW_BIN") or str(REPO_ROOT / "target" / "debug" / "clew")
 
 
+# The first admin's token of servers started with authentication required.
+BOOTSTRAP_ADMIN_TOKEN = "clew_e2e_bootstrap_admin_token_0123456789"
+
+
 @pytest.fixture(scope="module")
 def clew(tmp_path_factory) -> Iterator[ClewServer]:
-    workdir = tmp_path_factory.mktemp("clew")
+    yield from run_clew(tmp_path_factory.mktemp("clew"))
+
+
+@pytest.fixture(scope="module")
+def clew_auth(tmp_path_factory) -> Iterator[ClewServer]:
+    """A clew requiring authentication; its admin's token is BOOTSTRAP_ADMIN_TOKEN."""
+    env = {"CLEW_BOOTSTRAP_ADMIN_TOKEN": BOOTSTRAP_ADMIN_TOKEN}
+    yield from run_clew(tmp_path_factory.mktemp("clew-auth"), ["--auth", "required"], env)
+
+
+def run_clew(workdir: Path, extra_args: list[str] | None = None,
+             env: dict[str, str] | None = None) -> Iterator[ClewServer]:
     log_path = workdir / "clew.stderr.log"
     binary = clew_bin()
     if not Path(binary).is_file():
@@ -70,7 +86,9 @@ def clew(tmp_path_factory) -> Iterator[ClewServer]:
                 "--listen-http", "127.0.0.1:0",
                 "--listen-otlp-grpc", "127.0.0.1:0",
                 "--listen-otlp-http", "127.0.0.1:0",
+                *(extra_args or []),
             ],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("CLEW_")}, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -87,15 +105,22 @@ def clew(tmp_path_factory) -> Iterator[ClewServer]:
 
     threading.Thread(target=pump_stdout, daemon=True).start()
 
-    try:
-        first_line = lines.get(timeout=STARTUP_TIMEOUT_S)
-    except queue.Empty:
-        first_line = ""  # nothing within STARTUP_TIMEOUT_S
-    match = LISTENING_LINE.match(first_line.strip())
+    # Lines before the listening line (the first admin's creation) are skipped.
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    match, seen = None, []
+    while match is None and time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line == "":
+            break
+        seen.append(line)
+        match = LISTENING_LINE.match(line.strip())
     if not match:
         proc.kill()
         proc.wait()
-        pytest.fail(f"no listening line from clew within {STARTUP_TIMEOUT_S}s (got {first_line!r}, "
+        pytest.fail(f"no listening line from clew within {STARTUP_TIMEOUT_S}s (got {seen!r}, "
                     f"exit code {proc.returncode}); stderr:\n{tail(log_path)}")
 
     server = ClewServer(*match.groups(), log_path=log_path)

@@ -37,8 +37,21 @@ pub(crate) async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::default();
     let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
+    router_over(dir, engine, registry).await
+}
+
+/// The API router over `engine` in single-user mode (authentication off).
+pub(crate) async fn router_over(dir: tempfile::TempDir, engine: Arc<LocalEngine>, registry: Registry) -> App {
     let draining = Arc::new(AtomicBool::new(false));
-    let router = clew_api::router(engine.clone(), Arc::new(registry), draining.clone());
+    let options = clew_tenancy::TenancyOptions::default();
+    let tenancy = clew_tenancy::Tenancy::local(&dir.path().join("metadata.sqlite"), options).await.unwrap();
+    let router = clew_api::router(clew_api::Api {
+        storage: engine.clone(),
+        tenancy,
+        registry: Arc::new(registry),
+        draining: draining.clone(),
+        secure_cookies: false,
+    });
     App { router, engine, draining, _dir: dir }
 }
 
