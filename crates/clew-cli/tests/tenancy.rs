@@ -1137,3 +1137,101 @@ async fn single_user_mode_is_unchanged() {
     assert_eq!(me.json()["auth_required"], false, "{}", me.body);
     assert!(!clew.server.log().contains(ADMIN_TOKEN));
 }
+
+/// Runs `clew admin ...` (or any subcommand) against `clew` as the admin; stdout on success.
+fn clew_cli(clew: &Clew, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .env("CLEW_SERVER", clew.server.http_url())
+        .env("CLEW_TOKEN", ADMIN_TOKEN)
+        .env_remove("CLEW_PROJECT")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(stderr)
+    }
+}
+
+#[tokio::test]
+async fn clew_admin_sets_up_a_team_that_can_send_and_read() {
+    let clew = Clew::start(None);
+    let cli = |args: &[&str]| clew_cli(&clew, args, None).unwrap_or_else(|e| panic!("clew {args:?}: {e}"));
+    let json = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+
+    let ns = json(cli(&["admin", "namespace", "create", "team"]));
+    assert_eq!(ns["path"], "team");
+    let project = json(cli(&["admin", "project", "create", "team", "web"]));
+    let id = project["id"].as_i64().unwrap().to_string();
+    assert_eq!(project["tracing_enabled"], false);
+    cli(&["admin", "project", "enable-tracing", &id]);
+    let user = clew_cli(&clew, &["admin", "user", "create", "dana", "--password-stdin"], Some("long enough pw\n"));
+    assert_eq!(json(user.unwrap())["username"], "dana");
+    cli(&["admin", "namespace", "add-member", "team", "dana", "developer"]);
+    let members = json(cli(&["admin", "namespace", "members", "team"]));
+    assert_eq!(members["members"][0]["role"], "developer");
+    let limits = json(cli(&["admin", "namespace", "limits", "team", "--ingest-rate", "1MB", "--retention-days", "7"]));
+    assert_eq!(
+        (limits["ingest_bytes_per_second"].as_u64(), limits["retention_days"].as_u64()),
+        (Some(1_000_000), Some(7))
+    );
+    let issued = json(cli(&[
+        "admin",
+        "token",
+        "create",
+        "--project-id",
+        &id,
+        "--name",
+        "otel",
+        "--scopes",
+        "read_api,write_observability",
+        "--expires-in",
+        "30days",
+    ]));
+    let secret = issued["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("clew_"));
+    let listed = cli(&["admin", "token", "list", "--project-id", &id]);
+    assert!(
+        listed.contains("\"otel\"") && !listed.contains(&secret),
+        "tokens are listed without their secret: {listed}"
+    );
+
+    // The token works for the project it was made for, through the CLI's readers too.
+    let trace = [0x7c; 16];
+    let reply = clew
+        .export_http(
+            &clew.otlp("/v3/team/web/ingest/traces"),
+            &Cred::PrivateToken(secret.clone()),
+            None,
+            &every_field_request(trace, now_nanos() - 1_000_000_000),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let shown = std::process::Command::new(BIN)
+        .args(["trace", &hex(&trace), "--server", &clew.server.http_url(), "--token", &secret])
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("checkout"));
+    let usage = json(cli(&["admin", "namespace", "usage", "team"]));
+    assert!(usage["days"][0]["ingested_spans"].as_u64().unwrap() > 0, "{usage}");
+
+    // Revoked, it is refused; mistakes are explained.
+    let token_id = issued["token"]["id"].as_i64().unwrap().to_string();
+    cli(&["admin", "token", "revoke", "--project-id", &id, &token_id]);
+    let reply = clew.get(&format!("/api/v1/traces/{}", hex(&trace)), &Cred::PrivateToken(secret), None).await;
+    assert_eq!(reply.status, 401);
+    let err = clew_cli(&clew, &["admin", "namespace", "add-member", "team", "dana", "captain"], None).unwrap_err();
+    assert!(err.contains("400") && err.contains("unknown variant"), "{err}");
+    let err = clew_cli(&clew, &["admin", "project", "enable-tracing", "999"], None).unwrap_err();
+    assert!(err.contains("404") && err.contains("not found"), "{err}");
+}
