@@ -1235,3 +1235,22 @@ async fn clew_admin_sets_up_a_team_that_can_send_and_read() {
     let err = clew_cli(&clew, &["admin", "project", "enable-tracing", "999"], None).unwrap_err();
     assert!(err.contains("404") && err.contains("not found"), "{err}");
 }
+
+#[tokio::test]
+async fn refusals_come_in_each_apis_own_format() {
+    let clew = Clew::start(None);
+    let wrong = Cred::PrivateToken("clew_not_a_token".into());
+    let jaeger = clew.get("/jaeger/api/services", &wrong, None).await;
+    assert_eq!(jaeger.status, 401);
+    let envelope = jaeger.json();
+    assert_eq!(envelope["errors"][0]["code"], 401, "{}", jaeger.body);
+    assert!(envelope["errors"][0]["msg"].as_str().unwrap().contains("invalid"), "{}", jaeger.body);
+    for path in ["/tempo/api/search", "/zipkin/api/v2/services"] {
+        let reply = clew.get(path, &wrong, None).await;
+        assert_eq!(reply.status, 401, "{path}");
+        assert!(reply.headers["content-type"].to_str().unwrap().starts_with("text/plain"), "{path}");
+        assert!(reply.body.contains("invalid, expired or revoked"), "{path}: {}", reply.body);
+    }
+    let native = clew.get("/api/v1/services", &Cred::admin(), Some("nowhere/none")).await;
+    assert_eq!((native.status, native.error_message()), (404, "project nowhere/none not found".to_owned()));
+}
