@@ -390,19 +390,22 @@ impl Tenancy {
     // Projects.
 
     async fn find_project(&self, reference: &ProjectRef) -> Result<Option<(Namespace, Project)>> {
-        let project = match &reference.namespace {
-            Some(ns) => match self.metadata.namespace(ns).await? {
-                Some(namespace) => self.metadata.project_in(namespace.id, &reference.project).await?,
+        let metadata = &self.metadata;
+        Ok(match &reference.namespace {
+            Some(ns) => match metadata.namespace(ns).await? {
+                Some(namespace) => metadata.project_in(namespace.id, &reference.project).await?.map(|p| (namespace, p)),
                 None => None,
             },
             None => match reference.project.parse::<i64>() {
-                Ok(id) => self.metadata.project(id).await?,
+                Ok(id) => match metadata.project(id).await? {
+                    Some(project) => {
+                        metadata.namespace(&project.namespace_id.to_string()).await?.map(|ns| (ns, project))
+                    }
+                    None => None,
+                },
                 Err(_) => None,
             },
-        };
-        let Some(project) = project else { return Ok(None) };
-        let namespace = self.metadata.namespace(&project.namespace_id.to_string()).await?;
-        Ok(namespace.map(|ns| (ns, project)))
+        })
     }
 
     /// The caller's role in `project`, if any.
