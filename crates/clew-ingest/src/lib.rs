@@ -4,7 +4,8 @@
 //! JSON, gzip) and the Zipkin v2 receiver (`POST /zipkin/api/v2/spans`, translated by
 //! `clew-zipkin`), GitLab's per-project path (`POST /v3/{namespace}/{project}/ingest/traces`),
 //! who may send to which project and the namespace rate limit (asked of `clew-tenancy`),
-//! request limits, per-span validation with OTLP partial success, and the mapping
+//! request limits, per-span validation with OTLP partial success, the pipeline stages of
+//! `clew-pipeline` (drop rules, redaction) before anything is written, and the mapping
 //! of failures to HTTP and gRPC status codes (each in exactly one function). Writes go to a
 //! [`SpanWriter`]; this crate never names a storage backend.
 
@@ -21,6 +22,7 @@ use axum::http::HeaderMap;
 use clew_model::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use clew_pipeline::Pipeline;
 use clew_storage::SpanWriter;
 use clew_tenancy::{ProjectRef, Refusal, Target, Tenancy};
 use prometheus_client::registry::Registry;
@@ -60,6 +62,7 @@ pub struct Ingest {
 struct Inner {
     writer: Arc<dyn SpanWriter>,
     tenancy: Tenancy,
+    pipeline: Pipeline,
     max_request_bytes: usize,
     metrics: IngestMetrics,
 }
@@ -68,11 +71,12 @@ impl Ingest {
     pub fn new(
         writer: Arc<dyn SpanWriter>,
         tenancy: Tenancy,
+        pipeline: Pipeline,
         max_request_bytes: usize,
         registry: &mut Registry,
     ) -> Self {
         let metrics = IngestMetrics::register(registry);
-        Self { inner: Arc::new(Inner { writer, tenancy, max_request_bytes, metrics }) }
+        Self { inner: Arc::new(Inner { writer, tenancy, pipeline, max_request_bytes, metrics }) }
     }
 
     /// The project a request's spans go to: who sent it (token or session in `headers`), the
@@ -141,10 +145,16 @@ impl Ingest {
         metrics.received(protocol, received, wire_bytes);
         let rejections = validate(&mut request);
         metrics.rejected(protocol, "invalid", rejections.spans);
-        if received > rejections.spans {
+        // Drop rules and redaction run before the WAL: what they remove or mask is never
+        // written. Dropped spans are the server's choice, not the client's fault, so they are
+        // not reported as rejected.
+        let applied = self.inner.pipeline.apply(&mut request);
+        metrics.pipeline(&applied);
+        let to_store = received - rejections.spans - applied.dropped_spans() as usize;
+        if to_store > 0 {
             if let Err(e) = self.inner.writer.write(tenant, request).await {
                 let reason = if e.is_retryable() { "refused" } else { "error" };
-                metrics.rejected(protocol, reason, received - rejections.spans);
+                metrics.rejected(protocol, reason, to_store);
                 metrics.request(protocol, reason);
                 if !e.is_retryable() {
                     tracing::error!(error = %e, "storing spans failed");
@@ -157,7 +167,7 @@ impl Ingest {
             error_message: rejections.message(),
         });
         metrics.request(protocol, if partial_success.is_some() { "partial" } else { "ok" });
-        Ok((ExportTraceServiceResponse { partial_success }, (received - rejections.spans) as u64))
+        Ok((ExportTraceServiceResponse { partial_success }, to_store as u64))
     }
 
     /// The OTLP/HTTP receiver: `POST /v1/traces` and GitLab's

@@ -22,8 +22,15 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
 #[derive(Clone, Default)]
 pub(crate) struct IngestMetrics {
+    spans_dropped: Family<RuleLabel, Counter>,
+    values_redacted: Family<RuleLabel, Counter>,
     requests: Family<OutcomeLabels, Counter>,
     spans_received: Family<ProtocolLabel, Counter>,
     bytes_received: Family<ProtocolLabel, Counter>,
@@ -46,7 +53,24 @@ impl IngestMetrics {
             "Spans not stored: invalid (partial success), refused (retry later), error",
             m.spans_rejected.clone(),
         );
+        let p = registry.sub_registry_with_prefix("clew_pipeline");
+        p.register("spans_dropped", "Spans removed by a drop rule, by rule", m.spans_dropped.clone());
+        p.register(
+            "values_redacted",
+            "Values (and span names) masked by a redaction rule, by rule",
+            m.values_redacted.clone(),
+        );
         m
+    }
+
+    /// What the pipeline did to one request.
+    pub(crate) fn pipeline(&self, applied: &clew_pipeline::Applied) {
+        for (rule, n) in &applied.dropped {
+            self.spans_dropped.get_or_create(&RuleLabel { rule: rule.clone() }).inc_by(*n);
+        }
+        for (rule, n) in &applied.redacted {
+            self.values_redacted.get_or_create(&RuleLabel { rule: rule.clone() }).inc_by(*n);
+        }
     }
 
     pub(crate) fn received(&self, protocol: Protocol, spans: usize, bytes: usize) {

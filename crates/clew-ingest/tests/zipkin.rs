@@ -12,6 +12,7 @@ use axum::http::{header, Request, StatusCode};
 use clew_ingest::Ingest;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::{assemble, TenantId, TraceId};
+use clew_pipeline::Pipeline;
 use clew_storage::{SpanWriter, Storage, StorageError, TraceReader, WriteReceipt};
 use clew_store_local::{EngineOptions, LocalEngine};
 use clew_tenancy::{Tenancy, TenancyOptions};
@@ -38,7 +39,7 @@ async fn harness(max_request_bytes: usize) -> Harness {
     let mut registry = Registry::default();
     let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
     let tenancy = Tenancy::local(&dir.path().join("metadata.sqlite"), TenancyOptions::default()).await.unwrap();
-    let ingest = Ingest::new(engine.clone(), tenancy, max_request_bytes, &mut registry);
+    let ingest = Ingest::new(engine.clone(), tenancy, Pipeline::default(), max_request_bytes, &mut registry);
     Harness { router: ingest.zipkin_router(), engine, _dir: dir }
 }
 
@@ -264,7 +265,7 @@ impl SpanWriter for Overloaded {
 async fn overload_is_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let tenancy = Tenancy::local(&dir.path().join("metadata.sqlite"), TenancyOptions::default()).await.unwrap();
-    let ingest = Ingest::new(Arc::new(Overloaded), tenancy, 1 << 20, &mut Registry::default());
+    let ingest = Ingest::new(Arc::new(Overloaded), tenancy, Pipeline::default(), 1 << 20, &mut Registry::default());
     let router = ingest.zipkin_router();
     let answer = post(&router, &json_content(), serde_json::to_vec(&sample_json()).unwrap()).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);

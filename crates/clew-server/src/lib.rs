@@ -40,6 +40,8 @@ pub enum ServerError {
     Metadata(#[source] clew_tenancy::MetadataError),
     #[error("set up tenancy: {0}")]
     Tenancy(#[source] clew_tenancy::AccessError),
+    #[error(transparent)]
+    Config(#[from] clew_config::ConfigError),
 }
 
 /// How often usage counted in memory is added to the metadata store.
@@ -159,7 +161,8 @@ pub async fn run(
     let storage: Arc<dyn Storage> = Arc::new(engine);
     let tenancy = tenancy(&config, &bootstrap).await?;
     let max_request_bytes = usize::try_from(config.ingest.max_request_bytes.as_u64()).unwrap_or(usize::MAX);
-    let ingest = Ingest::new(storage.clone(), tenancy.clone(), max_request_bytes, &mut registry);
+    let pipeline = config.pipeline.build().map_err(ServerError::Config)?;
+    let ingest = Ingest::new(storage.clone(), tenancy.clone(), pipeline, max_request_bytes, &mut registry);
     let draining = Arc::new(AtomicBool::new(false));
     let maintenance = spawn_maintenance(&config, tenancy.clone(), storage.clone());
     // Zipkin reporters post to the HTTP API listener, as they do to a Zipkin server's port;

@@ -1,0 +1,164 @@
+//! End-to-end: the ingest pipeline of the real `clew` binary. Health checks are dropped and
+//! their children re-parented; personal data is masked before anything is written, so it is
+//! in no API response, no file of the data directory (WAL, segments) and no log line; and
+//! `/metrics` says what each rule did.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::path::Path;
+
+use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use clew_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
+use clew_model::otlp::resource::v1::Resource;
+use clew_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+use clew_testkit::TestServer;
+use prost::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clew");
+const FNR: &str = "24057812345";
+const EMAIL: &str = "kari.nordmann@example.no";
+const TRACE: [u8; 16] = [0x42; 16];
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }),
+        ..KeyValue::default()
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn span(id: u8, parent: Option<u8>, name: &str, attributes: Vec<KeyValue>) -> Span {
+    let start = now_nanos() - 1_000_000_000 + u64::from(id) * 1_000_000;
+    Span {
+        trace_id: TRACE.to_vec(),
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        kind: 2,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 500_000,
+        attributes,
+        events: vec![span::Event {
+            name: "note".into(),
+            time_unix_nano: start,
+            attributes: vec![kv("message", &format!("contact {EMAIL}"))],
+            ..span::Event::default()
+        }],
+        ..Span::default()
+    }
+}
+
+/// root (1) <- actuator health check (2) <- its database call (3); root <- query with a
+/// national identity number (4).
+fn request() -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource { attributes: vec![kv("service.name", "people")], ..Resource::default() }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![
+                    span(1, None, "GET /people", vec![kv("url.path", "/people")]),
+                    span(2, Some(1), "GET /actuator/health", vec![kv("url.path", "/actuator/health")]),
+                    span(3, Some(2), "SELECT 1", vec![kv("db.system", "postgresql")]),
+                    span(
+                        4,
+                        Some(1),
+                        &format!("lookup {EMAIL}"),
+                        vec![
+                            kv("db.statement", &format!("SELECT * FROM person WHERE fnr = '{FNR}'")),
+                            kv("enduser.id", EMAIL),
+                        ],
+                    ),
+                ],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn health_checks_are_dropped_and_personal_data_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("clew.toml");
+    std::fs::write(&config, "[pipeline]\nredact_builtins = [\"national_id\", \"email\"]\n").unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut server = TestServer::start_in(BIN, &data, &["--config", config.to_str().unwrap()]).unwrap();
+
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(request().encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.unwrap().is_empty(), "dropped spans are not reported as rejected");
+
+    let trace_id: String = TRACE.iter().map(|b| format!("{b:02x}")).collect();
+    let read = |server: &TestServer| {
+        let url = format!("{}/api/v1/traces/{trace_id}", server.http_url());
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let body = read(&server).await;
+    let trace: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let spans: Vec<&serde_json::Value> =
+        trace["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap().iter().collect();
+    let by_name = |name: &str| spans.iter().find(|s| s["name"] == name).copied();
+    assert_eq!(spans.len(), 3, "the health check is gone: {body}");
+    assert!(by_name("GET /actuator/health").is_none());
+    assert_eq!(by_name("SELECT 1").unwrap()["parentSpanId"], "0101010101010101", "re-parented to the root");
+    let lookup = by_name("lookup [email]").expect("span names are masked by the email rule");
+    assert!(body.contains("SELECT * FROM person WHERE fnr = '***********'"), "{body}");
+    assert!(!body.contains(FNR) && !body.contains(EMAIL), "{body}");
+    assert_eq!(lookup["parentSpanId"], "0101010101010101");
+
+    // Nothing on disk ever held the values: the WAL and the server log (both in the data
+    // directory) now, segments after a clean stop.
+    assert_eq!(files_containing(&data, FNR), Vec::<String>::new());
+    assert_eq!(files_containing(&data, EMAIL), Vec::<String>::new());
+    let metrics = reqwest::get(format!("{}/metrics", server.http_url())).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("clew_pipeline_spans_dropped_total{rule=\"health_checks\"} 1"), "{metrics}");
+    assert!(metrics.contains("clew_pipeline_values_redacted_total{rule=\"national_id\"} 1"), "{metrics}");
+    // Three kept spans' events, one attribute, one span name (the dropped span is not redacted).
+    assert!(metrics.contains("clew_pipeline_values_redacted_total{rule=\"email\"} 5"), "{metrics}");
+    server.terminate();
+    server.restart().unwrap();
+    assert!(read(&server).await.contains("***********"));
+    assert!(std::fs::read_dir(data.join("segments")).is_ok(), "the head was written to segments");
+    assert_eq!(files_containing(&data, FNR), Vec::<String>::new());
+    assert_eq!(files_containing(&data, EMAIL), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_bad_rule_stops_startup_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("clew.toml");
+    std::fs::write(&config, "[[pipeline.redact]]\nname = \"broken\"\npattern = \"(\"\n").unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken") && stderr.contains("regex"), "{stderr}");
+}
