@@ -156,10 +156,6 @@ impl DropRules {
         Ok(Self { rules: compiled })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
     /// Removes matching spans from `request`, re-parenting their children in it; returns the
     /// count per rule (the first rule that matches a span gets it).
     pub fn apply(&self, request: &mut ExportTraceServiceRequest) -> Vec<(String, u64)> {

@@ -208,10 +208,6 @@ impl Redactor {
         Ok(Self { rules: compiled })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
     /// Masks in place; returns how many values each rule masked.
     pub fn apply(&self, request: &mut ExportTraceServiceRequest) -> Vec<(String, u64)> {
         if self.rules.is_empty() {
