@@ -162,3 +162,57 @@ async fn a_bad_rule_stops_startup_with_its_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("broken") && stderr.contains("regex"), "{stderr}");
 }
+
+#[tokio::test]
+async fn spans_over_the_limits_are_cut_visibly_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("clew.toml");
+    std::fs::write(
+        &config,
+        "[pipeline.limits]\nmax_attribute_value_bytes = 100\nmax_attributes = 10\nmax_events = 3\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = TestServer::start_in(BIN, &data, &["--config", config.to_str().unwrap()]).unwrap();
+
+    let mut big = span(1, None, "big", (0..50).map(|i| kv(&format!("k{i:02}"), &"x".repeat(1000))).collect());
+    big.events = (0..20).map(|i| span::Event { name: format!("e{i}"), ..span::Event::default() }).collect();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans: vec![big], ..ScopeSpans::default() }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let trace_id: String = TRACE.iter().map(|b| format!("{b:02x}")).collect();
+    let url = format!("{}/api/v1/traces/{trace_id}", server.http_url());
+    let trace: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let span = &trace["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    let attributes = span["attributes"].as_array().unwrap();
+    assert_eq!(attributes.len(), 11, "ten kept and the marker: {span}");
+    assert_eq!(attributes[0]["value"]["stringValue"].as_str().unwrap().len(), 100);
+    assert_eq!(span["droppedAttributesCount"], 40);
+    assert_eq!((span["events"].as_array().unwrap().len(), &span["droppedEventsCount"]), (3, &serde_json::json!(17)));
+    let marker = attributes.iter().find(|kv| kv["key"] == "clew.truncated").unwrap();
+    let what: Vec<&str> = marker["value"]["arrayValue"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["stringValue"].as_str().unwrap())
+        .collect();
+    assert_eq!(what, ["attribute_values", "attributes", "events"]);
+    let search = format!("{}/api/v1/search?q=%7B%20span.clew.truncated%20!%3D%20nil%20%7D", server.http_url());
+    let found: serde_json::Value = reqwest::get(search).await.unwrap().json().await.unwrap();
+    assert_eq!(found["traces"].as_array().map(Vec::len), Some(1), "truncated spans can be found: {found}");
+    let metrics = reqwest::get(format!("{}/metrics", server.http_url())).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("clew_pipeline_truncated_total{what=\"attributes\"} 40"), "{metrics}");
+}

@@ -65,6 +65,8 @@ pub struct PipelineConfig {
     pub redact_builtins: Vec<clew_pipeline::Builtin>,
     /// More redaction rules (`[[pipeline.redact]]`).
     pub redact: Vec<clew_pipeline::RedactRule>,
+    /// Per-span limits over which values, attributes, events and links are cut, visibly.
+    pub limits: clew_pipeline::SpanLimits,
 }
 
 impl Default for PipelineConfig {
@@ -74,6 +76,7 @@ impl Default for PipelineConfig {
             drop: Vec::new(),
             redact_builtins: vec![clew_pipeline::Builtin::NationalId],
             redact: Vec::new(),
+            limits: clew_pipeline::SpanLimits::default(),
         }
     }
 }
@@ -89,6 +92,7 @@ impl PipelineConfig {
         Ok(clew_pipeline::Pipeline {
             drop: clew_pipeline::DropRules::new(&drop).map_err(invalid)?,
             redact: clew_pipeline::Redactor::new(&self.redact_builtins, &self.redact).map_err(invalid)?,
+            limits: self.limits,
         })
     }
 }

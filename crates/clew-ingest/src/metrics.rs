@@ -27,8 +27,14 @@ struct RuleLabel {
     rule: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabel {
+    what: &'static str,
+}
+
 #[derive(Clone, Default)]
 pub(crate) struct IngestMetrics {
+    truncated: Family<WhatLabel, Counter>,
     spans_dropped: Family<RuleLabel, Counter>,
     values_redacted: Family<RuleLabel, Counter>,
     requests: Family<OutcomeLabels, Counter>,
@@ -60,6 +66,11 @@ impl IngestMetrics {
             "Values (and span names) masked by a redaction rule, by rule",
             m.values_redacted.clone(),
         );
+        p.register(
+            "truncated",
+            "What the span limits cut: attribute_values, attributes, events, links",
+            m.truncated.clone(),
+        );
         m
     }
 
@@ -70,6 +81,17 @@ impl IngestMetrics {
         }
         for (rule, n) in &applied.redacted {
             self.values_redacted.get_or_create(&RuleLabel { rule: rule.clone() }).inc_by(*n);
+        }
+        let cut = applied.truncated;
+        for (what, n) in [
+            ("attribute_values", cut.attribute_values),
+            ("attributes", cut.attributes),
+            ("events", cut.events),
+            ("links", cut.links),
+        ] {
+            if n > 0 {
+                self.truncated.get_or_create(&WhatLabel { what }).inc_by(n);
+            }
         }
     }
 

@@ -4,13 +4,16 @@
 //! out of the request and their children re-parented to the nearest kept ancestor) and the
 //! redaction rules ([`Redactor`]: regex matches in chosen attributes, and optionally span
 //! names, replaced with a mask). Both run on the decoded request before it reaches the WAL,
-//! so dropped spans and masked values are never written anywhere. Rules are data
+//! so dropped spans and masked values are never written anywhere. Last, [`SpanLimits`] cut
+//! attribute values, attributes, events and links over their limits, visibly. Rules are data
 //! ([`DropRule`], [`RedactRule`]) that the configuration deserializes.
 
 mod drop;
+mod limits;
 mod redact;
 
 pub use drop::{DropRule, DropRules, Kind, DEFAULT_DROP_RULE};
+pub use limits::{SpanLimits, Truncated, TRUNCATED};
 pub use redact::{Builtin, RedactRule, Redactor};
 
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -33,6 +36,8 @@ pub struct Applied {
     pub dropped: Vec<(String, u64)>,
     /// Values masked, by redaction rule.
     pub redacted: Vec<(String, u64)>,
+    /// What the span limits cut.
+    pub truncated: Truncated,
 }
 
 impl Applied {
@@ -41,17 +46,19 @@ impl Applied {
     }
 }
 
-/// The stages in order: drop, then redact.
+/// The stages in order: drop, redact, then cut what is over the span limits.
 #[derive(Debug, Default)]
 pub struct Pipeline {
     pub drop: DropRules,
     pub redact: Redactor,
+    pub limits: SpanLimits,
 }
 
 impl Pipeline {
     pub fn apply(&self, request: &mut ExportTraceServiceRequest) -> Applied {
         let dropped = self.drop.apply(request);
         let redacted = self.redact.apply(request);
-        Applied { dropped, redacted }
+        let truncated = self.limits.apply(request);
+        Applied { dropped, redacted, truncated }
     }
 }
