@@ -348,21 +348,13 @@ async fn usage(
     let stored = maintenance::stored(state.tenancy.metadata(), &*state.storage, namespace.id)
         .await
         .map_err(|e| ApiError::internal("read stored usage", e))?;
-    let projects = state.tenancy.metadata().projects(Some(namespace.id)).await?;
-    let per_project: Vec<_> = stored
-        .iter()
-        .map(|(id, stored)| {
-            let path = projects.iter().find(|p| p.id == *id).map(|p| p.path.clone());
-            json!({ "project_id": id, "path": path, "bytes": stored.bytes, "spans": stored.spans, "days": stored.days })
-        })
-        .collect();
     ok(json!({
         "namespace": namespace.path,
         "limits": namespace.limits,
         "stored": {
-            "bytes": stored.iter().map(|(_, s)| s.bytes).sum::<u64>(),
-            "spans": stored.iter().map(|(_, s)| s.spans).sum::<u64>(),
-            "projects": per_project,
+            "bytes": stored.iter().map(|s| s.bytes).sum::<u64>(),
+            "spans": stored.iter().map(|s| s.spans).sum::<u64>(),
+            "projects": stored,
         },
         "days": usage.iter().map(usage_day).collect::<Vec<_>>(),
     }))

@@ -15,7 +15,7 @@ use clew_model::{assemble, TenantId, TraceId};
 use clew_pipeline::Pipeline;
 use clew_storage::{SpanWriter, Storage, StorageError, TraceReader, WriteReceipt};
 use clew_store_local::{EngineOptions, LocalEngine};
-use clew_tenancy::{Tenancy, TenancyOptions};
+use clew_tenancy::{Metadata, Tenancy, TenancyOptions};
 use clew_zipkin::{proto, Kind, ZipkinSpan};
 use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
@@ -38,7 +38,10 @@ async fn harness(max_request_bytes: usize) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::default();
     let engine = Arc::new(LocalEngine::open(EngineOptions::new(dir.path()), &mut registry).await.unwrap());
-    let tenancy = Tenancy::local(&dir.path().join("metadata.sqlite"), TenancyOptions::default()).await.unwrap();
+    let tenancy =
+        Tenancy::local(Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap(), TenancyOptions::default())
+            .await
+            .unwrap();
     let ingest = Ingest::new(engine.clone(), tenancy, Pipeline::default(), max_request_bytes, &mut registry);
     Harness { router: ingest.zipkin_router(), engine, _dir: dir }
 }
@@ -264,7 +267,10 @@ impl SpanWriter for Overloaded {
 #[tokio::test]
 async fn overload_is_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let tenancy = Tenancy::local(&dir.path().join("metadata.sqlite"), TenancyOptions::default()).await.unwrap();
+    let tenancy =
+        Tenancy::local(Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap(), TenancyOptions::default())
+            .await
+            .unwrap();
     let ingest = Ingest::new(Arc::new(Overloaded), tenancy, Pipeline::default(), 1 << 20, &mut Registry::default());
     let router = ingest.zipkin_router();
     let answer = post(&router, &json_content(), serde_json::to_vec(&sample_json()).unwrap()).await;

@@ -11,7 +11,7 @@ use clew_config::{AuthMode, Bootstrap, Config};
 use clew_ingest::Ingest;
 use clew_storage::{Storage, StorageError};
 use clew_store_local::{BuilderOptions, EngineOptions, LocalEngine};
-use clew_tenancy::{Clock, Limits, LocalRateLimiter, Metadata, SystemClock, Tenancy, TenancyOptions};
+use clew_tenancy::{Limits, Metadata, SystemClock, Tenancy, TenancyOptions};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -66,9 +66,7 @@ async fn tenancy(config: &Config, bootstrap: &Bootstrap) -> Result<Tenancy, Serv
         })?;
     }
     let metadata = Metadata::connect(&config.metadata_url()).await.map_err(ServerError::Metadata)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let limiter = Arc::new(LocalRateLimiter::new(options.rate_window, clock.clone()));
-    let tenancy = Tenancy::new(metadata, options, clock, limiter).await.map_err(ServerError::Tenancy)?;
+    let tenancy = Tenancy::local(metadata, options).await.map_err(ServerError::Tenancy)?;
     if config.auth.mode == AuthMode::Required {
         let created = tenancy
             .bootstrap_admin(bootstrap.admin_token.as_deref(), bootstrap.admin_password.as_deref())

@@ -217,11 +217,11 @@ impl Tenancy {
         Ok(tenancy)
     }
 
-    /// Tenancy on one node: the metadata in the SQLite file `path`, rate limits in memory.
-    pub async fn local(path: &std::path::Path, options: TenancyOptions) -> Result<Self> {
+    /// Tenancy on one node: the machine's clock, rate limits in this process's memory.
+    pub async fn local(metadata: Metadata, options: TenancyOptions) -> Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(crate::SystemClock);
         let limiter = Arc::new(crate::LocalRateLimiter::new(options.rate_window, clock.clone()));
-        Self::new(Metadata::sqlite(path).await?, options, clock, limiter).await
+        Self::new(metadata, options, clock, limiter).await
     }
 
     pub fn metadata(&self) -> &Metadata {

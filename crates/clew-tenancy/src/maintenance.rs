@@ -4,8 +4,6 @@
 //! day is never deleted for the quota: a namespace that fills its quota within one day stays
 //! over it until the next (bound that with the ingest rate limit).
 
-use std::collections::BTreeSet;
-
 use clew_model::TenantId;
 use clew_storage::{DayUsage, Storage, StorageError};
 use serde::Serialize;
@@ -43,9 +41,11 @@ pub struct Dropped {
     pub reason: Reason,
 }
 
-/// What one namespace stores, per project, for the usage page.
+/// What one project stores, for the usage page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stored {
+    pub project_id: i64,
+    pub path: String,
     pub bytes: u64,
     pub spans: u64,
     pub days: usize,
@@ -117,20 +117,19 @@ pub async fn stored(
     metadata: &Metadata,
     storage: &dyn Storage,
     namespace_id: i64,
-) -> Result<Vec<(i64, Stored)>, MaintenanceError> {
+) -> Result<Vec<Stored>, MaintenanceError> {
     let mut out = Vec::new();
     for project in metadata.projects(Some(namespace_id)).await? {
         let Ok(tenant) = project.tenant.parse::<TenantId>() else { continue };
+        // One entry per day, oldest first.
         let days = storage.days(&tenant).await?;
-        let distinct: BTreeSet<u32> = days.iter().map(|d| d.day).collect();
-        out.push((
-            project.id,
-            Stored {
-                bytes: days.iter().map(|d| d.bytes).sum(),
-                spans: days.iter().map(|d| d.spans).sum(),
-                days: distinct.len(),
-            },
-        ));
+        out.push(Stored {
+            project_id: project.id,
+            path: project.path,
+            bytes: days.iter().map(|d| d.bytes).sum(),
+            spans: days.iter().map(|d| d.spans).sum(),
+            days: days.len(),
+        });
     }
     Ok(out)
 }

@@ -44,7 +44,12 @@ pub(crate) async fn app() -> App {
 pub(crate) async fn router_over(dir: tempfile::TempDir, engine: Arc<LocalEngine>, registry: Registry) -> App {
     let draining = Arc::new(AtomicBool::new(false));
     let options = clew_tenancy::TenancyOptions::default();
-    let tenancy = clew_tenancy::Tenancy::local(&dir.path().join("metadata.sqlite"), options).await.unwrap();
+    let tenancy = clew_tenancy::Tenancy::local(
+        clew_tenancy::Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap(),
+        options,
+    )
+    .await
+    .unwrap();
     let router = clew_api::router(clew_api::Api {
         storage: engine.clone(),
         tenancy,
