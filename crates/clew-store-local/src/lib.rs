@@ -348,7 +348,8 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
     let mut head = Head::default();
     let mut builders = Builders::new(&options.rollups);
     let mut bad_records = 0u64;
-    let report = wal::replay(&wal_dir, |_, record| {
+    let report = wal::replay(&wal_dir, |_, payload| {
+        let Ok(record) = wal::WalRecord::decode(payload) else { return false };
         let decoded = record
             .tenant
             .parse::<TenantId>()
@@ -362,6 +363,7 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
             }
             None => bad_records += 1,
         }
+        true
     })
     .map_err(io_err("replay the WAL"))?;
     if bad_records > 0 {
