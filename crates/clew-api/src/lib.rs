@@ -23,6 +23,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clew_model::otlp::trace::v1::TracesData;
 use clew_model::{assemble, TenantId, TraceId};
+use clew_pipeline::PipelineSettings;
 use clew_query::{Limits, QueryError, TimeRange};
 use clew_storage::{Storage, StorageError, Target, Value};
 use clew_tenancy::{AccessError, Tenancy};
@@ -174,6 +175,7 @@ struct AppState {
     registry: Arc<Registry>,
     draining: Arc<AtomicBool>,
     limits: Limits,
+    pipeline: Arc<PipelineSettings>,
 }
 
 /// What the HTTP API listener serves from.
@@ -187,11 +189,13 @@ pub struct Api {
     pub draining: Arc<AtomicBool>,
     /// Mark session cookies `Secure` (when a TLS proxy does not say `X-Forwarded-Proto`).
     pub secure_cookies: bool,
+    /// The server's pipeline settings, to which projects add their own.
+    pub pipeline: PipelineSettings,
 }
 
 /// The router for the HTTP API listener.
 pub fn router(api: Api) -> Router {
-    let Api { storage, tenancy, registry, draining, secure_cookies } = api;
+    let Api { storage, tenancy, registry, draining, secure_cookies, pipeline } = api;
     Router::new()
         .route("/api/v1/traces/{trace_id}", get(trace_by_id))
         .merge(native::routes())
@@ -203,7 +207,15 @@ pub fn router(api: Api) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(AppState { storage, tenancy, secure_cookies, registry, draining, limits: Limits::default() })
+        .with_state(AppState {
+            storage,
+            tenancy,
+            secure_cookies,
+            registry,
+            draining,
+            limits: Limits::default(),
+            pipeline: Arc::new(pipeline),
+        })
 }
 
 async fn trace_by_id(

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use clew_model::TenantId;
+use clew_pipeline::ProjectPipeline;
 use clew_tenancy::headers::{credentials, SESSION_COOKIE};
 use clew_tenancy::maintenance;
 use clew_tenancy::{
@@ -92,6 +93,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/namespaces/{ns}/projects", get(projects).post(create_project))
         .route("/api/v1/projects/{id}", get(project))
         .route("/api/v1/projects/{id}/tracing", put(enable_tracing).delete(disable_tracing))
+        .route("/api/v1/projects/{id}/pipeline", get(pipeline).put(set_pipeline).delete(clear_pipeline))
         .route("/api/v1/projects/{id}/members", get(project_members).post(add_project_member))
         .route("/api/v1/projects/{id}/members/{user}", axum::routing::delete(remove_project_member))
         .route("/api/v1/projects/{id}/tokens", get(project_tokens).post(create_project_token))
@@ -472,6 +474,44 @@ async fn set_tracing(state: &AppState, caller: &Caller, id: i64, enabled: bool) 
 
 async fn enable_tracing(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
     set_tracing(&state, &caller, id, true).await
+}
+
+/// A project's own pipeline settings and the pipeline its spans go through.
+fn pipeline_answer(state: &AppState, project_id: i64, own: Option<ProjectPipeline>) -> Answer {
+    let effective = own.as_ref().map_or_else(|| (*state.pipeline).clone(), |own| state.pipeline.with_project(own));
+    ok(json!({ "project_id": project_id, "settings": own, "effective": effective }))
+}
+
+async fn pipeline(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
+    let target = state.tenancy.project_with(&caller, id, Role::Reporter, "see the pipeline settings").await?;
+    let own = match &target.project.pipeline {
+        Some(json) => Some(serde_json::from_str::<ProjectPipeline>(json).map_err(|e| {
+            ApiError::Access(AccessError::Internal(format!("stored pipeline settings do not read back: {e}")))
+        })?),
+        None => None,
+    };
+    pipeline_answer(&state, target.project.id, own)
+}
+
+async fn set_pipeline(
+    State(state): State<AppState>,
+    Settings(caller): Settings,
+    Path(id): Path<i64>,
+    payload: axum::body::Bytes,
+) -> Answer {
+    let target = state.tenancy.project_with(&caller, id, Role::Maintainer, "change the pipeline settings").await?;
+    let own: ProjectPipeline = body(&payload)?;
+    state.pipeline.with_project(&own).build().map_err(|e| ApiError::BadRequest(format!("pipeline settings: {e}")))?;
+    let json = serde_json::to_string(&own)
+        .map_err(|e| ApiError::Access(AccessError::Internal(format!("encode pipeline settings: {e}"))))?;
+    state.tenancy.metadata().set_pipeline(target.project.id, Some(&json)).await?;
+    pipeline_answer(&state, target.project.id, Some(own))
+}
+
+async fn clear_pipeline(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
+    let target = state.tenancy.project_with(&caller, id, Role::Maintainer, "change the pipeline settings").await?;
+    state.tenancy.metadata().set_pipeline(target.project.id, None).await?;
+    no_content()
 }
 
 async fn disable_tracing(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {

@@ -216,3 +216,85 @@ async fn spans_over_the_limits_are_cut_visibly_not_refused() {
     let metrics = reqwest::get(format!("{}/metrics", server.http_url())).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("clew_pipeline_truncated_total{what=\"attributes\"} 40"), "{metrics}");
 }
+
+/// The default project's ID, as the settings API lists it.
+async fn default_project(server: &TestServer) -> i64 {
+    let url = format!("{}/api/v1/namespaces/default/projects", server.http_url());
+    let listed: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    listed["projects"][0]["project"]["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_project_adds_rules_and_its_own_limits_and_a_trace_keeps_its_first_spans() {
+    let server = TestServer::start(BIN).unwrap();
+    let client = reqwest::Client::new();
+    let project = default_project(&server).await;
+    let url = format!("{}/api/v1/projects/{project}/pipeline", server.http_url());
+    let settings: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(settings["settings"], serde_json::Value::Null, "{settings}");
+    assert_eq!(settings["effective"]["drop_health_checks"], true);
+
+    let own = serde_json::json!({
+        "drop": [{ "name": "debug", "span_names": ["debug *"] }],
+        "limits": { "max_spans_per_trace": 2 },
+    });
+    let response = client.put(&url).json(&own).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let settings: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(settings["effective"]["drop"][0]["name"], "debug");
+    assert_eq!(settings["effective"]["limits"]["max_spans_per_trace"], 2);
+    assert_eq!(settings["effective"]["redact_builtins"], serde_json::json!(["national_id"]), "the server's rules stay");
+
+    // Five spans in two requests: the debug span is dropped, the trace keeps its first two
+    // and the first one past the limit, which says so; the last is cut.
+    let send = |spans: Vec<Span>| {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans { spans, ..ScopeSpans::default() }],
+                ..ResourceSpans::default()
+            }],
+        };
+        let response = client
+            .post(format!("http://{}/v1/traces", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(request.encode_to_vec())
+            .send();
+        async move { assert_eq!(response.await.unwrap().status(), 200) }
+    };
+    send(vec![span(1, None, "GET /a", vec![]), span(2, Some(1), "debug dump", vec![])]).await;
+    send(vec![span(3, Some(1), "b", vec![]), span(4, Some(1), "c", vec![]), span(5, Some(1), "d", vec![])]).await;
+    let trace_id: String = TRACE.iter().map(|b| format!("{b:02x}")).collect();
+    let trace: serde_json::Value = client
+        .get(format!("{}/api/v1/traces/{trace_id}", server.http_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spans = trace["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap();
+    let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["GET /a", "b", "c"], "{trace}");
+    let marker = spans[2]["attributes"].as_array().unwrap().iter().find(|kv| kv["key"] == "clew.truncated").unwrap();
+    assert_eq!(marker["value"]["arrayValue"]["values"][0]["stringValue"], "trace_spans");
+    let metrics = reqwest::get(format!("{}/metrics", server.http_url())).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("clew_pipeline_spans_dropped_total{rule=\"debug\"} 1"), "{metrics}");
+    assert!(metrics.contains("clew_pipeline_truncated_total{what=\"trace_spans\"} 1"), "{metrics}");
+
+    // Bad settings are refused with what is wrong, and change nothing.
+    for (bad, says) in [
+        (serde_json::json!({ "drop": [{ "name": "broken", "span_names": ["a["] }] }), "broken"),
+        (serde_json::json!({ "sampling": { "enabled": true, "probability": 2.0 } }), "probability"),
+        (serde_json::json!({ "dorp": [] }), "dorp"),
+    ] {
+        let response = client.put(&url).json(&bad).send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        let body = response.text().await.unwrap();
+        assert!(body.contains(says), "{body}");
+    }
+    let response = client.delete(&url).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let settings: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(settings["settings"], serde_json::Value::Null);
+    assert_eq!(settings["effective"]["limits"]["max_spans_per_trace"], 50_000);
+}

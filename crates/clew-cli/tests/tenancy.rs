@@ -352,7 +352,7 @@ impl Clew {
 // 1. Who may do what.
 
 /// The endpoints of the permission matrix, in the order of the table's columns.
-const ENDPOINTS: [&str; 18] = [
+const ENDPOINTS: [&str; 20] = [
     "ingest otlp /v3",   // POST /v3/ns/app/ingest/traces on the OTLP/HTTP listener
     "ingest api /v3",    // the same path on the HTTP API listener
     "ingest /v1+header", // POST /v1/traces with X-Clew-Project
@@ -371,35 +371,38 @@ const ENDPOINTS: [&str; 18] = [
     "GET usage",         // /api/v1/namespaces/ns/usage
     "POST namespace",    // /api/v1/namespaces, admins only
     "GET admin users",   // /api/v1/admin/users, admins only
+    "GET pipeline",      // /api/v1/projects/{id}/pipeline
+    "PUT pipeline",      // the same
 ];
 
 /// The status each caller gets from each endpoint, as the rules in `clew-tenancy`'s
 /// `access.rs` say: ingest and reads need developer or above in the project (namespace roles
 /// are inherited) and a token scope for the job; settings need `api` to change and `read_api`
-/// to look, plus the role the action names; a namespace or project the caller has no role in
+/// to look, plus the role the action names (a project's pipeline settings: reporter to look,
+/// maintainer to change); a namespace or project the caller has no role in
 /// is 404; no or bad credentials are 401; a session must echo its CSRF token to change
 /// anything. Users have personal tokens with scope `api`; project tokens act as developers
 /// unless a role is given.
 #[rustfmt::skip]
-const EXPECTED: &[(&str, [u16; 18])] = &[
-    //                        ingest: otlp  api   v1  grpc zipkin  read: trace search svc jaeger tempo zipkin  tracing token limits PUTlim usage  ns users
-    ("admin",                          [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 200, 200, 200, 201, 200]),
-    ("guest",                          [403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403, 403]),
-    ("reporter",                       [403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403, 403]),
-    ("developer",                      [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   403, 403, 403, 403, 403, 403, 403]),
-    ("maintainer",                     [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 403, 403, 403, 403, 403]),
-    ("owner",                          [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 200, 403, 200, 403, 403]),
-    ("owner session",                  [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 200, 403, 200, 403, 403]),
-    ("owner session, no csrf",         [403, 403, 403, 403, 403,   200, 200, 200, 200, 200, 200,   403, 403, 200, 403, 200, 403, 403]),
-    ("project token api",              [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   403, 403, 404, 404, 404, 403, 403]),
-    ("project token read_api",         [403, 403, 403, 403, 403,   200, 200, 200, 200, 200, 200,   403, 403, 404, 403, 404, 403, 403]),
-    ("project token read_obs",         [403, 403, 403, 403, 403,   200, 200, 200, 200, 200, 200,   403, 403, 403, 403, 403, 403, 403]),
-    ("project token write_obs",        [200, 200, 200, 200, 202,   403, 403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403, 403]),
-    ("project token guest, all scopes",[403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403,   403, 403, 404, 404, 404, 403, 403]),
-    ("anonymous",                      [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401]),
-    ("revoked personal token",         [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401]),
-    ("expired project token",          [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401]),
-    ("unknown token",                  [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401]),
+const EXPECTED: &[(&str, [u16; 20])] = &[
+    //                        ingest: otlp  api   v1  grpc zipkin  read: trace search svc jaeger tempo zipkin  tracing token limits PUTlim usage  ns users  pipeline: GET PUT
+    ("admin",                          [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 200, 200, 200, 201, 200,   200, 200]),
+    ("guest",                          [403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403, 403,   403, 403]),
+    ("reporter",                       [403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403, 403,   200, 403]),
+    ("developer",                      [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   403, 403, 403, 403, 403, 403, 403,   200, 403]),
+    ("maintainer",                     [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 403, 403, 403, 403, 403,   200, 200]),
+    ("owner",                          [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 200, 403, 200, 403, 403,   200, 200]),
+    ("owner session",                  [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   200, 201, 200, 403, 200, 403, 403,   200, 200]),
+    ("owner session, no csrf",         [403, 403, 403, 403, 403,   200, 200, 200, 200, 200, 200,   403, 403, 200, 403, 200, 403, 403,   200, 403]),
+    ("project token api",              [200, 200, 200, 200, 202,   200, 200, 200, 200, 200, 200,   403, 403, 404, 404, 404, 403, 403,   200, 403]),
+    ("project token read_api",         [403, 403, 403, 403, 403,   200, 200, 200, 200, 200, 200,   403, 403, 404, 403, 404, 403, 403,   200, 403]),
+    ("project token read_obs",         [403, 403, 403, 403, 403,   200, 200, 200, 200, 200, 200,   403, 403, 403, 403, 403, 403, 403,   403, 403]),
+    ("project token write_obs",        [200, 200, 200, 200, 202,   403, 403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403, 403,   403, 403]),
+    ("project token guest, all scopes",[403, 403, 403, 403, 403,   403, 403, 403, 403, 403, 403,   403, 403, 404, 404, 404, 403, 403,   403, 403]),
+    ("anonymous",                      [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401,   401, 401]),
+    ("revoked personal token",         [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401,   401, 401]),
+    ("expired project token",          [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401,   401, 401]),
+    ("unknown token",                  [401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401,   401, 401, 401, 401, 401, 401, 401,   401, 401]),
 ];
 
 /// Where the server answers differently from [`EXPECTED`] today: (caller, endpoint, status
@@ -464,6 +467,11 @@ async fn probe(clew: &Clew, project_id: i64, c: usize, cred: &Cred, e: usize) ->
             clew.call(Method::POST, &api("/api/v1/namespaces"), cred, None, Some(&body)).await
         }
         "GET admin users" => clew.get("/api/v1/admin/users", cred, None).await,
+        "GET pipeline" => clew.get(&format!("/api/v1/projects/{project_id}/pipeline"), cred, None).await,
+        "PUT pipeline" => {
+            let url = api(&format!("/api/v1/projects/{project_id}/pipeline"));
+            clew.call(Method::PUT, &url, cred, None, Some(&json!({}))).await
+        }
         other => unreachable!("no probe for {other}"),
     }
 }

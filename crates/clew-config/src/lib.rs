@@ -47,54 +47,8 @@ pub struct Config {
     pub rollups: RollupConfig,
     pub auth: AuthConfig,
     pub tenancy: TenancyConfig,
-    pub pipeline: PipelineConfig,
-}
-
-/// What happens to spans before they are stored (`[pipeline]`): drop rules, then redaction.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PipelineConfig {
-    /// Drop health-check and metrics-scrape spans by URL path (`url.path`, `http.target`,
-    /// `http.route`, `url.full` matching `*/isAlive`, `*/isReady`, `*/prometheus`,
-    /// `*/metrics`, `*/actuator/*`, `*/internal/health*`, `*/internal/status*`).
-    pub drop_health_checks: bool,
-    /// More drop rules (`[[pipeline.drop]]`).
-    pub drop: Vec<clew_pipeline::DropRule>,
-    /// Built-in redaction rules: `national_id` (default), `email`, `payment_card`,
-    /// `bearer_token`.
-    pub redact_builtins: Vec<clew_pipeline::Builtin>,
-    /// More redaction rules (`[[pipeline.redact]]`).
-    pub redact: Vec<clew_pipeline::RedactRule>,
-    /// Per-span limits over which values, attributes, events and links are cut, visibly.
-    pub limits: clew_pipeline::SpanLimits,
-}
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        Self {
-            drop_health_checks: true,
-            drop: Vec::new(),
-            redact_builtins: vec![clew_pipeline::Builtin::NationalId],
-            redact: Vec::new(),
-            limits: clew_pipeline::SpanLimits::default(),
-        }
-    }
-}
-
-impl PipelineConfig {
-    /// The compiled pipeline; a bad glob or regex is an error naming its rule.
-    pub fn build(&self) -> Result<clew_pipeline::Pipeline> {
-        let mut drop = self.drop.clone();
-        if self.drop_health_checks {
-            drop.insert(0, clew_pipeline::DropRule::health_checks());
-        }
-        let invalid = |e: clew_pipeline::RuleError| ConfigError::Invalid(format!("pipeline: {e}"));
-        Ok(clew_pipeline::Pipeline {
-            drop: clew_pipeline::DropRules::new(&drop).map_err(invalid)?,
-            redact: clew_pipeline::Redactor::new(&self.redact_builtins, &self.redact).map_err(invalid)?,
-            limits: self.limits,
-        })
-    }
+    /// What happens to spans before they are stored (`[pipeline]`).
+    pub pipeline: clew_pipeline::PipelineSettings,
 }
 
 /// Whether requests must authenticate.
@@ -229,6 +183,9 @@ pub struct ListenConfig {
 pub struct IngestConfig {
     /// Largest export request accepted, compressed or not (HTTP 413 / gRPC OUT_OF_RANGE above).
     pub max_request_bytes: ByteSize,
+    /// Spans the tail sampler may hold back (encoded size). Over it, the oldest traces are
+    /// decided early; at twice it, writes are refused with "retry later" (503).
+    pub sampler_buffer: ByteSize,
 }
 
 /// The embedded storage engine.
@@ -289,7 +246,7 @@ impl Default for Config {
             rollups: RollupConfig::default(),
             auth: AuthConfig::default(),
             tenancy: TenancyConfig::default(),
-            pipeline: PipelineConfig::default(),
+            pipeline: clew_pipeline::PipelineSettings::default(),
         }
     }
 }
@@ -306,7 +263,7 @@ impl Default for ListenConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { max_request_bytes: ByteSize::mib(16) }
+        Self { max_request_bytes: ByteSize::mib(16), sampler_buffer: ByteSize::mib(256) }
     }
 }
 
@@ -432,7 +389,7 @@ impl Config {
                 storage.wal_max_pending_bytes, self.ingest.max_request_bytes
             )));
         }
-        self.pipeline.build()?;
+        self.pipeline.build().map_err(|e| ConfigError::Invalid(format!("pipeline: {e}")))?;
         if self.tenancy.default_retention_days == 0 {
             return Err(ConfigError::Invalid("tenancy.default_retention_days must be at least 1".into()));
         }

@@ -5,9 +5,11 @@
 //! `clew-zipkin`), GitLab's per-project path (`POST /v3/{namespace}/{project}/ingest/traces`),
 //! who may send to which project and the namespace rate limit (asked of `clew-tenancy`),
 //! request limits, per-span validation with OTLP partial success, the pipeline stages of
-//! `clew-pipeline` (drop rules, redaction) before anything is written, and the mapping
-//! of failures to HTTP and gRPC status codes (each in exactly one function). Writes go to a
-//! [`SpanWriter`]; this crate never names a storage backend.
+//! `clew-pipeline` (drop rules, redaction, limits; the server's settings with each project's
+//! additions) before anything is written, tail sampling through `clew-sampler` when a
+//! project's pipeline turns it on, and the mapping of failures to HTTP and gRPC status codes
+//! (each in exactly one function). Writes go to a [`SpanWriter`]; this crate never names a
+//! storage backend.
 
 mod error;
 mod grpc;
@@ -16,15 +18,18 @@ mod metrics;
 mod validate;
 mod zipkin;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use clew_model::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use clew_pipeline::Pipeline;
-use clew_storage::SpanWriter;
+use clew_pipeline::{Pipeline, PipelineSettings, ProjectPipeline, RuleError};
+use clew_sampler::Sampler;
+use clew_storage::{SpanWriter, StorageError};
 use clew_tenancy::{ProjectRef, Refusal, Target, Tenancy};
+use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 
 pub use error::IngestError;
@@ -62,7 +67,15 @@ pub struct Ingest {
 struct Inner {
     writer: Arc<dyn SpanWriter>,
     tenancy: Tenancy,
-    pipeline: Pipeline,
+    /// The server's pipeline settings and, built from them, the pipeline of projects that have
+    /// no settings of their own.
+    settings: PipelineSettings,
+    pipeline: Arc<Pipeline>,
+    /// Pipelines of projects with settings of their own, by project ID, with the settings
+    /// (JSON) they were built from.
+    projects: Mutex<HashMap<i64, (String, Arc<Pipeline>)>>,
+    /// Without one, sampling settings are ignored and every span is stored.
+    sampler: Option<Sampler>,
     max_request_bytes: usize,
     metrics: IngestMetrics,
 }
@@ -71,12 +84,37 @@ impl Ingest {
     pub fn new(
         writer: Arc<dyn SpanWriter>,
         tenancy: Tenancy,
-        pipeline: Pipeline,
+        settings: PipelineSettings,
+        sampler: Option<Sampler>,
         max_request_bytes: usize,
         registry: &mut Registry,
-    ) -> Self {
+    ) -> Result<Self, RuleError> {
+        let pipeline = Arc::new(settings.build()?);
         let metrics = IngestMetrics::register(registry);
-        Self { inner: Arc::new(Inner { writer, tenancy, pipeline, max_request_bytes, metrics }) }
+        let projects = Mutex::new(HashMap::new());
+        let inner = Inner { writer, tenancy, settings, pipeline, projects, sampler, max_request_bytes, metrics };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The pipeline of `target`'s project: the server's, with the project's additions when it
+    /// has settings of its own (built once per change of them).
+    fn pipeline(&self, target: &Target) -> Result<Arc<Pipeline>> {
+        let Some(json) = &target.project.pipeline else { return Ok(self.inner.pipeline.clone()) };
+        let mut projects = self.inner.projects.lock();
+        if let Some((built_from, pipeline)) = projects.get(&target.project.id) {
+            if built_from == json {
+                return Ok(pipeline.clone());
+            }
+        }
+        let built = project_pipeline(&self.inner.settings, json).map_err(|reason| {
+            StorageError::internal(
+                format!("apply the pipeline settings of project {}", target.project.id),
+                format!("{reason}; correct them with PUT /api/v1/projects/{}/pipeline", target.project.id),
+            )
+        })?;
+        let pipeline = Arc::new(built);
+        projects.insert(target.project.id, (json.clone(), pipeline.clone()));
+        Ok(pipeline)
     }
 
     /// The project a request's spans go to: who sent it (token or session in `headers`), the
@@ -145,14 +183,19 @@ impl Ingest {
         metrics.received(protocol, received, wire_bytes);
         let rejections = validate(&mut request);
         metrics.rejected(protocol, "invalid", rejections.spans);
-        // Drop rules and redaction run before the WAL: what they remove or mask is never
-        // written. Dropped spans are the server's choice, not the client's fault, so they are
-        // not reported as rejected.
-        let applied = self.inner.pipeline.apply(&mut request);
+        // Drop rules, redaction and limits run before any WAL: what they remove or mask is
+        // never written. Dropped spans are the server's choice, not the client's fault, so they
+        // are not reported as rejected.
+        let pipeline = self.pipeline(target)?;
+        let applied = pipeline.apply(tenant.as_str(), &mut request);
         metrics.pipeline(&applied);
-        let to_store = received - rejections.spans - applied.dropped_spans() as usize;
+        let to_store = received - rejections.spans - applied.removed_spans() as usize;
         if to_store > 0 {
-            if let Err(e) = self.inner.writer.write(tenant, request).await {
+            let written = match (pipeline.sampling(), &self.inner.sampler) {
+                (Some(policy), Some(sampler)) => sampler.write(tenant, policy, request).await,
+                _ => self.inner.writer.write(tenant, request).await.map(|_| ()),
+            };
+            if let Err(e) = written {
                 let reason = if e.is_retryable() { "refused" } else { "error" };
                 metrics.rejected(protocol, reason, to_store);
                 metrics.request(protocol, reason);
@@ -196,4 +239,10 @@ impl Ingest {
     pub(crate) fn metrics(&self) -> &IngestMetrics {
         &self.inner.metrics
     }
+}
+
+/// The server's pipeline settings with a project's (`json`, a [`ProjectPipeline`]), built.
+fn project_pipeline(settings: &PipelineSettings, json: &str) -> Result<Pipeline, String> {
+    let project: ProjectPipeline = serde_json::from_str(json).map_err(|e| format!("invalid pipeline settings: {e}"))?;
+    settings.with_project(&project).build().map_err(|e| e.to_string())
 }

@@ -88,6 +88,7 @@ impl IngestMetrics {
             ("attributes", cut.attributes),
             ("events", cut.events),
             ("links", cut.links),
+            ("trace_spans", cut.trace_spans),
         ] {
             if n > 0 {
                 self.truncated.get_or_create(&WhatLabel { what }).inc_by(n);

@@ -12,7 +12,7 @@ use axum::http::{header, Request, StatusCode};
 use clew_ingest::Ingest;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::{assemble, TenantId, TraceId};
-use clew_pipeline::Pipeline;
+use clew_pipeline::PipelineSettings;
 use clew_storage::{SpanWriter, Storage, StorageError, TraceReader, WriteReceipt};
 use clew_store_local::{EngineOptions, LocalEngine};
 use clew_tenancy::{Metadata, Tenancy, TenancyOptions};
@@ -42,7 +42,9 @@ async fn harness(max_request_bytes: usize) -> Harness {
         Tenancy::local(Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap(), TenancyOptions::default())
             .await
             .unwrap();
-    let ingest = Ingest::new(engine.clone(), tenancy, Pipeline::default(), max_request_bytes, &mut registry);
+    let ingest =
+        Ingest::new(engine.clone(), tenancy, PipelineSettings::default(), None, max_request_bytes, &mut registry)
+            .unwrap();
     Harness { router: ingest.zipkin_router(), engine, _dir: dir }
 }
 
@@ -271,7 +273,15 @@ async fn overload_is_503_with_retry_after() {
         Tenancy::local(Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap(), TenancyOptions::default())
             .await
             .unwrap();
-    let ingest = Ingest::new(Arc::new(Overloaded), tenancy, Pipeline::default(), 1 << 20, &mut Registry::default());
+    let ingest = Ingest::new(
+        Arc::new(Overloaded),
+        tenancy,
+        PipelineSettings::default(),
+        None,
+        1 << 20,
+        &mut Registry::default(),
+    )
+    .unwrap();
     let router = ingest.zipkin_router();
     let answer = post(&router, &json_content(), serde_json::to_vec(&sample_json()).unwrap()).await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -25,6 +25,10 @@ pub const SERVICE_NAME: &str = "service.name";
 /// number; 1 when absent). Counts and rates are re-weighted with it.
 pub const SAMPLING_WEIGHT: &str = "clew.sampling.weight";
 
+/// Span attribute naming why the tail sampler kept a span's trace (`error`, `slow`,
+/// `rule:{name}`, `probabilistic`).
+pub const SAMPLING_REASON: &str = "clew.sampling.reason";
+
 /// Nanoseconds in one day; storage partitions spans by UTC day of their start time.
 pub const NANOS_PER_DAY: u64 = 86_400 * 1_000_000_000;
 

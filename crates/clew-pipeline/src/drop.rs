@@ -7,12 +7,12 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::any_value::Value;
 use clew_model::otlp::trace::v1::Span;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::RuleError;
 
 /// A span kind as rules name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Unspecified,
@@ -36,13 +36,14 @@ impl Kind {
     }
 }
 
-/// One drop rule. A span is dropped when every condition given holds: its name matches one of
+/// A rule that matches spans: a drop rule, or a tail-sampling rule that keeps the traces with a
+/// matching span. A span matches when every condition given holds: its name matches one of
 /// `span_names`, its kind is one of `kinds`, and one of `attributes` (span attributes) has a
 /// string value matching one of `values`. Globs: `*` matches any run of characters,
 /// `/` included; `?` one character; `[abc]` a class.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct DropRule {
+pub struct SpanRule {
     pub name: String,
     #[serde(default)]
     pub span_names: Vec<String>,
@@ -57,7 +58,7 @@ pub struct DropRule {
 /// The name of the built-in rule that drops health checks and metrics scrapes.
 pub const DEFAULT_DROP_RULE: &str = "health_checks";
 
-impl DropRule {
+impl SpanRule {
     /// Health-check and metrics-scrape noise, by URL path.
     pub fn health_checks() -> Self {
         let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
@@ -126,20 +127,20 @@ impl Compiled {
     }
 }
 
-/// A compiled set of drop rules.
+/// A compiled set of span rules.
 #[derive(Debug, Default)]
-pub struct DropRules {
+pub struct SpanRules {
     rules: Vec<Compiled>,
 }
 
-impl DropRules {
-    pub fn new(rules: &[DropRule]) -> Result<Self, RuleError> {
+impl SpanRules {
+    pub fn new(rules: &[SpanRule]) -> Result<Self, RuleError> {
         let compiled = rules
             .iter()
             .map(|rule| {
                 let invalid = |reason: &str| RuleError::Invalid { rule: rule.name.clone(), reason: reason.into() };
                 if rule.span_names.is_empty() && rule.kinds.is_empty() && rule.values.is_empty() {
-                    return Err(invalid("a rule needs span_names, kinds or values, or it would drop every span"));
+                    return Err(invalid("a rule needs span_names, kinds or values, or it would match every span"));
                 }
                 if rule.values.is_empty() != rule.attributes.is_empty() {
                     return Err(invalid("attributes and values go together: which attributes, matching which globs"));
@@ -154,6 +155,11 @@ impl DropRules {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { rules: compiled })
+    }
+
+    /// The name of the first rule `span` matches.
+    pub fn first_match(&self, span: &Span) -> Option<&str> {
+        self.rules.iter().find(|rule| rule.matches(span)).map(|rule| rule.name.as_str())
     }
 
     /// Removes matching spans from `request`, re-parenting their children in it; returns the
@@ -245,7 +251,7 @@ mod tests {
 
     #[test]
     fn the_default_rule_drops_health_checks_by_path() {
-        let rules = DropRules::new(&[DropRule::health_checks()]).unwrap();
+        let rules = SpanRules::new(&[SpanRule::health_checks()]).unwrap();
         for path in [
             "/isAlive",
             "/api/isReady",
@@ -269,7 +275,7 @@ mod tests {
 
     #[test]
     fn children_of_dropped_spans_move_up_to_the_nearest_kept_ancestor() {
-        let rules = DropRules::new(&[DropRule {
+        let rules = SpanRules::new(&[SpanRule {
             name: "internal".into(),
             span_names: vec!["noise*".into()],
             kinds: vec![],
@@ -293,14 +299,14 @@ mod tests {
 
     #[test]
     fn conditions_combine_and_bad_rules_are_named() {
-        let rule = DropRule {
+        let rule = SpanRule {
             name: "client pings".into(),
             span_names: vec!["GET *".into()],
             kinds: vec![Kind::Client],
             attributes: vec!["url.path".into()],
             values: vec!["*/ping".into()],
         };
-        let rules = DropRules::new(std::slice::from_ref(&rule)).unwrap();
+        let rules = SpanRules::new(std::slice::from_ref(&rule)).unwrap();
         let mut client = span(1, None, "GET /ping", Some("/ping"));
         client.kind = 3;
         let server = span(2, None, "GET /ping", Some("/ping"));
@@ -308,9 +314,9 @@ mod tests {
         rules.apply(&mut r);
         assert_eq!(kept(&r), vec![(2, None)], "the server span is not a client span");
 
-        let err = DropRules::new(&[DropRule { values: vec!["[".into()], ..rule.clone() }]).unwrap_err();
+        let err = SpanRules::new(&[SpanRule { values: vec!["[".into()], ..rule.clone() }]).unwrap_err();
         assert!(err.to_string().contains("client pings") && err.to_string().contains("\"[\""), "{err}");
-        let everything = DropRule { span_names: vec![], kinds: vec![], attributes: vec![], values: vec![], ..rule };
-        assert!(DropRules::new(&[everything]).unwrap_err().to_string().contains("every span"));
+        let everything = SpanRule { span_names: vec![], kinds: vec![], attributes: vec![], values: vec![], ..rule };
+        assert!(SpanRules::new(&[everything]).unwrap_err().to_string().contains("every span"));
     }
 }

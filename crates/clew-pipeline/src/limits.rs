@@ -1,19 +1,26 @@
 //! Limits that truncate visibly: values, attributes, events and links over a limit are cut,
 //! the span's OTLP dropped counts grow by what was cut, and the span gets the attribute
 //! `clew.truncated` listing what was (`attribute_values`, `attributes`, `events`, `links`),
-//! instead of the whole request being refused.
+//! instead of the whole request being refused. A trace keeps its first `max_spans_per_trace`
+//! spans ([`TraceSpanCounts`], counted across requests) and the first span past the limit,
+//! marked `trace_spans`; later ones are cut.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::any_value::Value;
 use clew_model::otlp::common::v1::{AnyValue, ArrayValue, KeyValue};
 use clew_model::otlp::trace::v1::Span;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The attribute a truncated span carries.
 pub const TRUNCATED: &str = "clew.truncated";
 
 /// Per-span limits (`[pipeline.limits]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpanLimits {
     /// Longest string or bytes attribute value, in bytes (cut at a character boundary).
@@ -22,11 +29,20 @@ pub struct SpanLimits {
     pub max_attributes: usize,
     pub max_events: usize,
     pub max_links: usize,
+    /// Spans kept per trace (the first to arrive), counted over the traces that received a
+    /// span in the last one to two minutes.
+    pub max_spans_per_trace: usize,
 }
 
 impl Default for SpanLimits {
     fn default() -> Self {
-        Self { max_attribute_value_bytes: 16 * 1024, max_attributes: 256, max_events: 256, max_links: 256 }
+        Self {
+            max_attribute_value_bytes: 16 * 1024,
+            max_attributes: 256,
+            max_events: 256,
+            max_links: 256,
+            max_spans_per_trace: 50_000,
+        }
     }
 }
 
@@ -37,6 +53,8 @@ pub struct Truncated {
     pub attributes: u64,
     pub events: u64,
     pub links: u64,
+    /// Spans cut because their trace was over `max_spans_per_trace`.
+    pub trace_spans: u64,
 }
 
 impl SpanLimits {
@@ -53,16 +71,10 @@ impl SpanLimits {
             ] {
                 if n > 0 {
                     *sum += n;
-                    what.push(AnyValue { value: Some(Value::StringValue(name.into())) });
+                    what.push(name);
                 }
             }
-            if !what.is_empty() {
-                span.attributes.push(KeyValue {
-                    key: TRUNCATED.into(),
-                    value: Some(AnyValue { value: Some(Value::ArrayValue(ArrayValue { values: what })) }),
-                    ..KeyValue::default()
-                });
-            }
+            mark(span, what);
         }
         total
     }
@@ -135,6 +147,85 @@ impl SpanLimits {
     }
 }
 
+/// Adds `what` to the span's `clew.truncated` list.
+fn mark(span: &mut Span, what: Vec<&str>) {
+    if what.is_empty() {
+        return;
+    }
+    let values = what.into_iter().map(|name| AnyValue { value: Some(Value::StringValue(name.into())) });
+    let existing = span.attributes.iter_mut().find(|kv| kv.key == TRUNCATED);
+    match existing.and_then(|kv| kv.value.as_mut()).and_then(|v| v.value.as_mut()) {
+        Some(Value::ArrayValue(list)) => list.values.extend(values),
+        _ => span.attributes.push(KeyValue {
+            key: TRUNCATED.into(),
+            value: Some(AnyValue { value: Some(Value::ArrayValue(ArrayValue { values: values.collect() })) }),
+            ..KeyValue::default()
+        }),
+    }
+}
+
+/// How long a trace's span count is remembered after its last span: one to two of these.
+const TRACE_COUNT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Spans seen per trace, across requests, for `max_spans_per_trace`. Counts live in two
+/// generations that turn over every [`TRACE_COUNT_WINDOW`], so memory holds only the traces
+/// that are still receiving spans.
+#[derive(Debug)]
+pub struct TraceSpanCounts {
+    max: usize,
+    counts: Mutex<Generations>,
+}
+
+#[derive(Debug)]
+struct Generations {
+    since: Instant,
+    current: HashMap<u64, u32>,
+    previous: HashMap<u64, u32>,
+}
+
+impl TraceSpanCounts {
+    pub fn new(max: usize) -> Self {
+        let counts = Generations { since: Instant::now(), current: HashMap::new(), previous: HashMap::new() };
+        Self { max, counts: Mutex::new(counts) }
+    }
+
+    /// Cuts the spans of `tenant`'s traces past the limit; returns how many.
+    pub fn apply(&self, tenant: &str, request: &mut ExportTraceServiceRequest) -> u64 {
+        let mut cut = 0;
+        let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if counts.since.elapsed() >= TRACE_COUNT_WINDOW {
+            counts.previous = std::mem::take(&mut counts.current);
+            counts.since = Instant::now();
+        }
+        let Generations { current, previous, .. } = &mut *counts;
+        for resource in &mut request.resource_spans {
+            for scope in &mut resource.scope_spans {
+                scope.spans.retain_mut(|span| {
+                    let mut hasher = DefaultHasher::new();
+                    (tenant, &span.trace_id).hash(&mut hasher);
+                    let key = hasher.finish();
+                    let count = current.entry(key).or_insert_with(|| previous.remove(&key).unwrap_or(0));
+                    *count = count.saturating_add(1);
+                    match (*count as usize).cmp(&(self.max.saturating_add(1))) {
+                        std::cmp::Ordering::Less => true,
+                        std::cmp::Ordering::Equal => {
+                            mark(span, vec!["trace_spans"]);
+                            true
+                        }
+                        std::cmp::Ordering::Greater => {
+                            cut += 1;
+                            false
+                        }
+                    }
+                });
+            }
+            resource.scope_spans.retain(|scope| !scope.spans.is_empty());
+        }
+        request.resource_spans.retain(|resource| !resource.scope_spans.is_empty());
+        cut
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clew_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans};
@@ -187,7 +278,13 @@ mod tests {
 
     #[test]
     fn excess_is_cut_counted_and_marked() {
-        let limits = SpanLimits { max_attribute_value_bytes: 5, max_attributes: 2, max_events: 1, max_links: 0 };
+        let limits = SpanLimits {
+            max_attribute_value_bytes: 5,
+            max_attributes: 2,
+            max_events: 1,
+            max_links: 0,
+            ..SpanLimits::default()
+        };
         let span = Span {
             attributes: vec![kv("a", "ærlig talt"), kv("b", "short"), kv("c", "dropped"), kv("d", "dropped")],
             dropped_attributes_count: 1,
@@ -200,7 +297,7 @@ mod tests {
         };
         let mut r = request(span);
         let cut = limits.apply(&mut r);
-        assert_eq!(cut, Truncated { attribute_values: 2, attributes: 2, events: 1, links: 2 });
+        assert_eq!(cut, Truncated { attribute_values: 2, attributes: 2, events: 1, links: 2, trace_spans: 0 });
         let span = only(&r);
         // "æ" is 2 bytes, so 5 bytes hold "ærli".
         assert_eq!(span.attributes[0], kv("a", "ærli"));
@@ -218,5 +315,38 @@ mod tests {
         let mut r = request(Span { attributes: vec![kv("a", "€uro")], ..Span::default() });
         limits.apply(&mut r);
         assert_eq!(only(&r).attributes[0], kv("a", ""), "the 3-byte € does not fit in 2 bytes");
+    }
+
+    #[test]
+    fn a_trace_keeps_its_first_spans_across_requests_and_says_it_was_cut() {
+        let counts = TraceSpanCounts::new(3);
+        let batch = |trace: u8, n: usize| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..n)
+                        .map(|i| Span { trace_id: vec![trace; 16], span_id: vec![i as u8; 8], ..Span::default() })
+                        .collect(),
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        };
+        let spans = |r: &ExportTraceServiceRequest| -> Vec<Span> {
+            r.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| s.spans.clone()).collect()
+        };
+        let mut first = batch(1, 2);
+        assert_eq!(counts.apply("t", &mut first), 0);
+        let mut second = batch(1, 3);
+        assert_eq!(counts.apply("t", &mut second), 1);
+        let kept = spans(&second);
+        assert_eq!(kept.len(), 2);
+        assert!(marker(&kept[0]).is_empty());
+        assert_eq!(marker(&kept[1]), ["trace_spans"], "the first span past the limit says so");
+        let mut third = batch(1, 2);
+        assert_eq!(counts.apply("t", &mut third), 2);
+        assert!(third.resource_spans.is_empty(), "empty groups go");
+        // Another trace, and the same trace ID in another tenant, count on their own.
+        assert_eq!(counts.apply("t", &mut batch(2, 3)), 0);
+        assert_eq!(counts.apply("u", &mut batch(1, 3)), 0);
     }
 }

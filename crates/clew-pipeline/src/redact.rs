@@ -9,7 +9,7 @@ use clew_model::otlp::common::v1::any_value::Value;
 use clew_model::otlp::common::v1::KeyValue;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::RuleError;
 
@@ -20,7 +20,7 @@ fn default_mask() -> String {
 /// One redaction rule: in attributes whose key matches one of `keys` (exact or glob; every
 /// attribute when empty), each match of `pattern` becomes `mask`; with `span_names`, span
 /// names are masked too.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedactRule {
     pub name: String,
@@ -34,7 +34,7 @@ pub struct RedactRule {
 }
 
 /// Rules Clew ships.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Builtin {
     /// 11-digit national identity numbers (Norway's fødselsnummer: DDMMYY + 5 digits) in

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clew_config::{AuthMode, Bootstrap, Config};
+use clew_config::{AuthMode, Bootstrap, Config, ConfigError};
 use clew_ingest::Ingest;
+use clew_sampler::{Sampler, SamplerOptions};
 use clew_storage::{Storage, StorageError};
 use clew_store_local::{BuilderOptions, EngineOptions, LocalEngine};
 use clew_tenancy::{Limits, Metadata, SystemClock, Tenancy, TenancyOptions};
@@ -110,6 +111,9 @@ fn spawn_maintenance(config: &Config, tenancy: Tenancy, storage: Arc<dyn Storage
 /// How long shutdown waits for open connections to finish before closing them.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// What a client refused by a full sampler buffer is told to wait.
+const SAMPLER_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 const GRPC_STREAM_WINDOW: u32 = 4 << 20;
 const GRPC_CONNECTION_WINDOW: u32 = 8 << 20;
 
@@ -159,8 +163,28 @@ pub async fn run(
     let storage: Arc<dyn Storage> = Arc::new(engine);
     let tenancy = tenancy(&config, &bootstrap).await?;
     let max_request_bytes = usize::try_from(config.ingest.max_request_bytes.as_u64()).unwrap_or(usize::MAX);
-    let pipeline = config.pipeline.build().map_err(ServerError::Config)?;
-    let ingest = Ingest::new(storage.clone(), tenancy.clone(), pipeline, max_request_bytes, &mut registry);
+    let pipeline_error =
+        |e: clew_pipeline::RuleError| ServerError::Config(ConfigError::Invalid(format!("pipeline: {e}")));
+    let sampler = Sampler::open(
+        SamplerOptions {
+            dir: config.data_dir.join("sampler"),
+            max_buffered_bytes: config.ingest.sampler_buffer.as_u64(),
+            retry_after: SAMPLER_RETRY_AFTER,
+            fallback: config.pipeline.build().map_err(pipeline_error)?.sampling().cloned(),
+        },
+        storage.clone(),
+        &mut registry,
+    )
+    .map_err(|source| ServerError::Storage { dir: config.data_dir.display().to_string(), source })?;
+    let ingest = Ingest::new(
+        storage.clone(),
+        tenancy.clone(),
+        config.pipeline.clone(),
+        Some(sampler.clone()),
+        max_request_bytes,
+        &mut registry,
+    )
+    .map_err(pipeline_error)?;
     let draining = Arc::new(AtomicBool::new(false));
     let maintenance = spawn_maintenance(&config, tenancy.clone(), storage.clone());
     // Zipkin reporters post to the HTTP API listener, as they do to a Zipkin server's port;
@@ -171,6 +195,7 @@ pub async fn run(
         registry: Arc::new(registry),
         draining: draining.clone(),
         secure_cookies: config.auth.secure_cookies,
+        pipeline: config.pipeline.clone(),
     })
     .merge(ingest.zipkin_router())
     .merge(ingest.project_router());
@@ -234,6 +259,8 @@ pub async fn run(
     if let Err(e) = tenancy.usage().flush().await {
         tracing::warn!(error = %e, "recording usage at shutdown failed");
     }
+    // Held-back traces are decided and stored before the store closes.
+    sampler.close().await;
     storage.close().await.map_err(ServerError::Shutdown)?;
     tracing::info!("storage flushed; bye");
     api_result.and(otlp_http_result).and(grpc_result)

@@ -86,6 +86,10 @@ pub struct Project {
     #[serde(skip)]
     pub tenant: String,
     pub tracing_enabled: bool,
+    /// The project's own pipeline settings as JSON (what `clew-pipeline` reads); `None` when it
+    /// uses the server's. Shown by its own endpoint.
+    #[serde(skip)]
+    pub pipeline: Option<String>,
     pub created_at: i64,
 }
 
@@ -209,6 +213,7 @@ fn project_row(row: &AnyRow) -> Result<Project> {
             path: row.try_get("path")?,
             tenant: row.try_get("tenant")?,
             tracing_enabled: row.try_get::<i64, _>("tracing_enabled")? != 0,
+            pipeline: row.try_get("pipeline")?,
             created_at: row.try_get("created_at")?,
         })
     })();
@@ -257,7 +262,7 @@ fn token_row(row: &AnyRow) -> Result<Token> {
 const USER_COLUMNS: &str = "id, username, admin, created_at";
 const NAMESPACE_COLUMNS: &str =
     "id, path, name, ingest_bytes_per_second, retention_days, storage_quota_bytes, created_at";
-const PROJECT_COLUMNS: &str = "id, namespace_id, path, tenant, tracing_enabled, created_at";
+const PROJECT_COLUMNS: &str = "id, namespace_id, path, tenant, tracing_enabled, pipeline, created_at";
 const TOKEN_COLUMNS: &str =
     "id, name, user_id, project_id, role, scopes, expires_at, revoked_at, last_used_at, created_at";
 
@@ -493,6 +498,17 @@ impl Metadata {
             .execute(&self.pool)
             .await
             .map_err(db("enable or disable tracing"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Sets (`Some`, JSON) or clears a project's own pipeline settings.
+    pub async fn set_pipeline(&self, project_id: i64, pipeline: Option<&str>) -> Result<bool> {
+        let done = sqlx::query("UPDATE projects SET pipeline = $1 WHERE id = $2")
+            .bind(pipeline)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set a project's pipeline settings"))?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -56,6 +56,7 @@ pub(crate) async fn router_over(dir: tempfile::TempDir, engine: Arc<LocalEngine>
         registry: Arc::new(registry),
         draining: draining.clone(),
         secure_cookies: false,
+        pipeline: clew_pipeline::PipelineSettings::default(),
     });
     App { router, engine, draining, _dir: dir }
 }
