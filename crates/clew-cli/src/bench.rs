@@ -75,6 +75,10 @@ struct IngestArgs {
     /// Trace-by-ID lookups to time after ingest.
     #[arg(long, default_value_t = 2000)]
     lookups: usize,
+    /// TOML configuration file for the server (`clew serve --config`), e.g. to turn on tail
+    /// sampling; with sampling on, only the spans the sampler kept must be stored.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -299,12 +303,140 @@ fn dir_bytes(dir: &Path, extension: Option<&str>) -> u64 {
         .sum()
 }
 
+/// How long the tail sampler may take, after loading, to decide and store what it holds back.
+const SAMPLER_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+const SAMPLER_POLL: Duration = Duration::from_millis(500);
+/// The `reason` labels of `clew_sampler_traces_total`, by decision.
+const KEPT_REASONS: [&str; 4] = ["error", "slow", "rule", "probabilistic"];
+const DROPPED_REASONS: [&str; 2] = ["unsampled", "capped"];
+
+/// What the tail sampler decided, from the server's `/metrics` once it held nothing back.
+struct Sampled {
+    /// Spans kept (stored) and dropped, late ones included.
+    kept_spans: u64,
+    dropped_spans: u64,
+    /// Traces by reason, in the order of [`KEPT_REASONS`] and [`DROPPED_REASONS`].
+    kept_traces: [u64; KEPT_REASONS.len()],
+    dropped_traces: [u64; DROPPED_REASONS.len()],
+    /// From the end of loading until the sampler held nothing back.
+    drained_in: Duration,
+}
+
+/// The value of the sample `name{labels}` in Prometheus text, `labels` exactly as the server
+/// writes them between the braces (empty for a series without labels); `None` when absent.
+fn prometheus_sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let series = if labels.is_empty() { name.to_owned() } else { format!("{name}{{{labels}}}") };
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str())?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
+}
+
+/// A counter or gauge sample as a whole number, 0 when the series never got a value.
+fn prometheus_count(text: &str, name: &str, labels: &str) -> u64 {
+    prometheus_sample(text, name, labels).map_or(0, |v| v.max(0.0) as u64)
+}
+
+async fn scrape_metrics(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let response = client.get(url).send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let text = response.text().await.with_context(|| format!("read {url}"))?;
+    if !status.is_success() {
+        bail!("GET {url} answered {status}: {text}");
+    }
+    Ok(text)
+}
+
+/// When the server's tail sampler took part (it decided spans or holds some back), waits until
+/// it has decided and stored every trace and returns what it decided; `None` without sampling.
+async fn drain_sampler(client: &reqwest::Client, server: &TestServer) -> anyhow::Result<Option<Sampled>> {
+    let url = format!("{}/metrics", server.http_url());
+    let started = Instant::now();
+    let mut text = scrape_metrics(client, &url).await?;
+    let decided = |text: &str| {
+        ["kept", "dropped"]
+            .iter()
+            .any(|d| prometheus_sample(text, "clew_sampler_spans_total", &format!("decision=\"{d}\"")).is_some())
+    };
+    let buffered = |text: &str| prometheus_count(text, "clew_sampler_buffered_traces", "");
+    if !decided(&text) && buffered(&text) == 0 {
+        return Ok(None);
+    }
+    while buffered(&text) > 0 {
+        if started.elapsed() > SAMPLER_DRAIN_TIMEOUT {
+            bail!(
+                "the sampler still holds {} traces ({} bytes) {} after loading; server log:\n{}",
+                buffered(&text),
+                prometheus_count(&text, "clew_sampler_buffered_bytes", ""),
+                humantime::format_duration(SAMPLER_DRAIN_TIMEOUT),
+                server.log()
+            );
+        }
+        tokio::time::sleep(SAMPLER_POLL).await;
+        text = scrape_metrics(client, &url).await?;
+    }
+    let spans = |decision: &str| {
+        let labels = format!("decision=\"{decision}\"");
+        prometheus_count(&text, "clew_sampler_spans_total", &labels)
+            + prometheus_count(&text, "clew_sampler_late_spans_total", &labels)
+    };
+    let traces = |decision: &str, reason: &str| {
+        prometheus_count(&text, "clew_sampler_traces_total", &format!("decision=\"{decision}\",reason=\"{reason}\""))
+    };
+    Ok(Some(Sampled {
+        kept_spans: spans("kept"),
+        dropped_spans: spans("dropped"),
+        kept_traces: KEPT_REASONS.map(|r| traces("kept", r)),
+        dropped_traces: DROPPED_REASONS.map(|r| traces("dropped", r)),
+        drained_in: started.elapsed(),
+    }))
+}
+
+impl std::fmt::Display for Sampled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total = self.kept_spans + self.dropped_spans;
+        let by_reason = |reasons: &[&str], counts: &[u64]| {
+            reasons.iter().zip(counts).map(|(r, n)| format!("{r} {}", thousands(*n))).collect::<Vec<_>>().join(", ")
+        };
+        write!(
+            f,
+            "kept {} of {} spans ({:.1}%); traces kept: {}; dropped: {}; all decided {:.1}s after loading",
+            thousands(self.kept_spans),
+            thousands(total),
+            self.kept_spans as f64 * 100.0 / total.max(1) as f64,
+            by_reason(&KEPT_REASONS, &self.kept_traces),
+            by_reason(&DROPPED_REASONS, &self.dropped_traces),
+            self.drained_in.as_secs_f64()
+        )
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The arguments `clew serve` gets besides the data directory and ports.
+fn server_args(config: Option<&Path>) -> anyhow::Result<Vec<&str>> {
+    match config {
+        Some(path) => Ok(vec!["--config", path.to_str().context("the config path is not UTF-8")?]),
+        None => Ok(Vec::new()),
+    }
+}
+
 async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("find the clew binary")?;
     let temp = tempfile::tempdir()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
     std::fs::create_dir_all(&data_dir)?;
-    let mut server = TestServer::start_in(&exe, &data_dir, &[]).map_err(anyhow::Error::msg)?;
+    let server_args = server_args(args.config.as_deref())?;
+    let mut server = TestServer::start_in(&exe, &data_dir, &server_args).map_err(anyhow::Error::msg)?;
     let pid = server.pid().context("server pid")?;
     eprintln!("bench: server pid {pid}, data in {}", data_dir.display());
 
@@ -329,8 +461,12 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if report.accepted_spans == 0 {
         bail!("nothing was accepted: {}\nserver log:\n{}", report, server.log());
     }
-    let peak_rss_mib = proc_status_kib(pid, "VmHWM:").unwrap_or(0) / 1024;
     let server_cpu = cpu_seconds(pid) - cpu_before;
+    let client = reqwest::Client::new();
+    // With sampling on, spans are stored only once their trace is decided: wait for that, so
+    // SIGTERM finds nothing held back and the peak RSS includes the sampler's buffer.
+    let sampled = drain_sampler(&client, &server).await?;
+    let peak_rss_mib = proc_status_kib(pid, "VmHWM:").unwrap_or(0) / 1024;
 
     let stopping = Instant::now();
     let exit = server.terminate();
@@ -348,32 +484,54 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let stats = engine.stats();
     engine.close().await?;
     let compaction = compacting.elapsed();
-    // Every acknowledged span must be stored, once; refused requests must leave nothing.
-    if stats.segment_spans + stats.head_spans as u64 != report.accepted_spans {
-        bail!(
-            "the store holds {} spans but {} were acknowledged",
-            stats.segment_spans + stats.head_spans as u64,
+    // Every acknowledged span must be stored, once; refused requests must leave nothing. With
+    // sampling, every acknowledged span must have been decided, and every kept one stored, once.
+    let stored = stats.segment_spans + stats.head_spans as u64;
+    match &sampled {
+        None if stored != report.accepted_spans => {
+            bail!("the store holds {stored} spans but {} were acknowledged", report.accepted_spans);
+        }
+        Some(s) if s.kept_spans + s.dropped_spans != report.accepted_spans => bail!(
+            "the sampler decided {} spans ({} kept, {} dropped) but {} were acknowledged",
+            s.kept_spans + s.dropped_spans,
+            s.kept_spans,
+            s.dropped_spans,
             report.accepted_spans
-        );
+        ),
+        Some(s) if stored != s.kept_spans => bail!(
+            "the store holds {stored} spans but the sampler kept {} ({} acknowledged, {} dropped)",
+            s.kept_spans,
+            report.accepted_spans,
+            s.dropped_spans
+        ),
+        _ => {}
     }
     let on_disk = dir_bytes(&data_dir, None);
 
     let starting = Instant::now();
-    let server = TestServer::start_in(&exe, &data_dir, &[]).map_err(anyhow::Error::msg)?;
+    let server = TestServer::start_in(&exe, &data_dir, &server_args).map_err(anyhow::Error::msg)?;
     let startup = starting.elapsed();
-    let client = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(args.lookups);
+    let mut lookups = 0;
     let step = (report.sample_ids.len() / args.lookups.max(1)).max(1);
     for id in report.sample_ids.iter().step_by(step).take(args.lookups) {
         let url = format!("{}/api/v1/traces/{id}", server.http_url());
+        lookups += 1;
         let started = Instant::now();
         let response = client.get(&url).send().await?;
         let status = response.status();
         let body = response.bytes().await?;
-        latencies.push(started.elapsed().as_micros() as u32);
-        if !status.is_success() || body.len() < 100 {
+        let elapsed = started.elapsed();
+        let found = status.is_success() && body.len() >= 100;
+        // Most sampled-out traces are gone: a miss is expected then, and not timed.
+        let missing = status == reqwest::StatusCode::NOT_FOUND || (status.is_success() && !found);
+        if sampled.is_some() && missing {
+            continue;
+        }
+        if !found {
             bail!("lookup of {id} answered {status}: {}", String::from_utf8_lossy(&body));
         }
+        latencies.push(elapsed.as_micros() as u32);
     }
     latencies.sort_unstable();
     let ms = |q| f64::from(percentile(&latencies, q)) / 1000.0;
@@ -391,13 +549,17 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         server_cpu / report.elapsed.as_secs_f64().max(1e-9),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if let Some(sampled) = &sampled {
+        println!("sampling           {sampled}");
+    }
     println!("peak server RSS    {peak_rss_mib} MiB");
     println!("shutdown (flush)   {:.1}s", shutdown.as_secs_f64());
     println!(
-        "compaction         {merges} merges in {:.1}s -> {} segments, {} spans (every acknowledged span, once)",
+        "compaction         {merges} merges in {:.1}s -> {} segments, {} spans (every {} span, once)",
         compaction.as_secs_f64(),
         stats.segments,
-        stats.segment_spans
+        stats.segment_spans,
+        if sampled.is_some() { "kept" } else { "acknowledged" }
     );
     println!(
         "bytes per span     {:.1} (segments + trace indexes), {:.1} (whole data directory)",
@@ -405,13 +567,12 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         on_disk as f64 / stats.segment_spans.max(1) as f64
     );
     println!("restart            {:.2}s to ready", startup.as_secs_f64());
-    println!(
-        "trace by ID        {} lookups over HTTP: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        latencies.len(),
-        ms(0.5),
-        ms(0.99),
-        ms(1.0)
-    );
+    let found = if sampled.is_some() {
+        format!("{lookups} lookups over HTTP, {} found (the rest sampled out)", latencies.len())
+    } else {
+        format!("{} lookups over HTTP", latencies.len())
+    };
+    println!("trace by ID        {found}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", ms(0.5), ms(0.99), ms(1.0));
     Ok(())
 }
 
@@ -421,4 +582,38 @@ fn memory() -> String {
         .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
         .and_then(|kib| kib.parse::<u64>().ok())
         .map_or_else(|| "unknown memory".into(), |kib| format!("{} GiB", kib / 1024 / 1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = "# HELP clew_sampler_spans Held-back spans by decision (kept, dropped).
+# TYPE clew_sampler_spans counter
+clew_sampler_spans_total{decision=\"kept\"} 12345
+clew_sampler_spans_total{decision=\"dropped\"} 99
+clew_sampler_traces_total{decision=\"kept\",reason=\"error\"} 7
+clew_sampler_buffered_traces 3
+clew_sampler_buffered_traces_extra 5
+# EOF
+";
+
+    #[test]
+    fn prometheus_samples_by_name_and_labels() {
+        assert_eq!(prometheus_sample(METRICS, "clew_sampler_spans_total", r#"decision="kept""#), Some(12345.0));
+        assert_eq!(prometheus_count(METRICS, "clew_sampler_spans_total", r#"decision="dropped""#), 99);
+        assert_eq!(prometheus_count(METRICS, "clew_sampler_traces_total", r#"decision="kept",reason="error""#), 7);
+        assert_eq!(prometheus_sample(METRICS, "clew_sampler_traces_total", r#"decision="kept""#), None);
+        assert_eq!(prometheus_count(METRICS, "clew_sampler_late_spans_total", r#"decision="kept""#), 0);
+        assert_eq!(prometheus_count(METRICS, "clew_sampler_buffered_traces", ""), 3);
+        assert_eq!(prometheus_sample(METRICS, "clew_sampler_spans", ""), None);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
 }
