@@ -263,6 +263,13 @@ keep = [{ name = "checkout", span_names = ["checkout*"] }]
     let m = metrics(&server).await;
     assert_eq!(sample(&m, "clew_sampler_late_spans_total{decision=\"kept\"}"), 1.0);
     assert_eq!(sample(&m, "clew_sampler_late_spans_total{decision=\"dropped\"}"), 1.0);
+
+    // Rates computed later count each kept span by its weight: the probabilistic share stands
+    // for the plain traces that were dropped.
+    let url = format!("{}/api/v1/metrics/red?since=1h", server.http_url());
+    let red: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let requests: f64 = red["series"].as_array().unwrap().iter().map(|s| s["total"]["requests"].as_f64().unwrap()).sum();
+    assert_eq!(requests, (600 * 3 + share * 3 * 4 + 4) as f64, "{red}");
 }
 
 #[tokio::test]

@@ -394,24 +394,19 @@ impl Shared {
     fn decide_due(&self, now: Instant, closing: bool) {
         let mut state = self.state.lock();
         let state = &mut *state;
-        let due: Vec<Key> = state
-            .pending
-            .iter()
-            .filter(|(key, p)| {
-                let policy =
-                    p.policy.as_ref().or_else(|| state.policies.get(&key.0)).or(self.options.fallback.as_ref());
-                let (wait, max) = policy.map_or((REPLAYED_WAIT, REPLAYED_WAIT), |p| (p.decision_wait, p.max_wait));
-                closing || now >= p.last + wait || now >= p.first + max
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
+        let is_due = |key: &Key, p: &Pending| {
+            let policy = p.policy.as_ref().or_else(|| state.policies.get(&key.0)).or(self.options.fallback.as_ref());
+            let (wait, max) = policy.map_or((REPLAYED_WAIT, REPLAYED_WAIT), |p| (p.decision_wait, p.max_wait));
+            closing || now >= p.last + wait || now >= p.first + max
+        };
+        let (due, rest): (Vec<(&Key, &Pending)>, Vec<(&Key, &Pending)>) =
+            state.pending.iter().partition(|(key, p)| is_due(key, p));
         let mut early = Vec::new();
         let target = (self.options.max_buffered_bytes as f64 * EARLY_TARGET) as u64;
-        if state.buffered_bytes > self.options.max_buffered_bytes {
-            let due_bytes: u64 = due.iter().map(|k| state.pending[k].bytes).sum();
-            let mut rest: Vec<(&Key, &Pending)> = state.pending.iter().filter(|(k, _)| !due.contains(k)).collect();
+        let mut left = state.buffered_bytes - due.iter().map(|(_, p)| p.bytes).sum::<u64>();
+        if state.buffered_bytes > self.options.max_buffered_bytes && left > target {
+            let mut rest = rest;
             rest.sort_by_key(|(_, p)| p.first);
-            let mut left = state.buffered_bytes - due_bytes;
             for (key, p) in rest {
                 if left <= target {
                     break;
@@ -420,6 +415,7 @@ impl Shared {
                 early.push(key.clone());
             }
         }
+        let due: Vec<Key> = due.into_iter().map(|(key, _)| key.clone()).collect();
         for (key, early) in due.into_iter().map(|k| (k, false)).chain(early.into_iter().map(|k| (k, true))) {
             let Some(p) = state.pending.remove(&key) else { continue };
             let policy = p
