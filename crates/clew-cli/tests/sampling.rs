@@ -268,7 +268,8 @@ keep = [{ name = "checkout", span_names = ["checkout*"] }]
     // for the plain traces that were dropped.
     let url = format!("{}/api/v1/metrics/red?since=1h", server.http_url());
     let red: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    let requests: f64 = red["series"].as_array().unwrap().iter().map(|s| s["total"]["requests"].as_f64().unwrap()).sum();
+    let requests: f64 =
+        red["series"].as_array().unwrap().iter().map(|s| s["total"]["requests"].as_f64().unwrap()).sum();
     assert_eq!(requests, (600 * 3 + share * 3 * 4 + 4) as f64, "{red}");
 }
 
@@ -287,14 +288,16 @@ async fn held_back_spans_survive_kill_9_and_are_stored_once() {
 
     std::fs::write(dir.path().join("clew.toml"), config("1s")).unwrap();
     server.restart().unwrap();
+    let log = server.log();
+    assert!(log.contains("sampler wal replayed") && log.contains("traces=60 spans=180"), "{log}");
     wait_decided(&server, 60.0, Duration::from_secs(30)).await;
     for trace in &traces {
         let spans = stored(&server, &trace.id).await;
         assert_eq!(spans.len(), 3, "trace {}: every acknowledged span, once", hex(&trace.id));
     }
-    // Decided and stored: a second restart brings nothing back.
+    // Decided and stored: a second restart brings nothing back (the gauges show what replay
+    // brought back as soon as the server answers).
     server.restart().unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let m = metrics(&server).await;
     assert_eq!(sample(&m, "clew_sampler_buffered_traces"), 0.0, "{m}");
     assert_eq!(stored(&server, &traces[0].id).await.len(), 3);

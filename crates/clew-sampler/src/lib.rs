@@ -268,6 +268,8 @@ impl Sampler {
             closing: AtomicBool::new(false),
             metrics,
         });
+        // The gauges show what replay brought back before the first tick.
+        shared.observe();
         let task = tokio::spawn(run(shared.clone()));
         Ok(Self { shared, task: Arc::new(Mutex::new(Some(task))) })
     }
@@ -399,8 +401,7 @@ impl Shared {
             let (wait, max) = policy.map_or((REPLAYED_WAIT, REPLAYED_WAIT), |p| (p.decision_wait, p.max_wait));
             closing || now >= p.last + wait || now >= p.first + max
         };
-        let (due, rest): (Vec<(&Key, &Pending)>, Vec<(&Key, &Pending)>) =
-            state.pending.iter().partition(|(key, p)| is_due(key, p));
+        let (due, rest): (Vec<_>, Vec<_>) = state.pending.iter().partition(|(key, p)| is_due(key, p));
         let mut early = Vec::new();
         let target = (self.options.max_buffered_bytes as f64 * EARLY_TARGET) as u64;
         let mut left = state.buffered_bytes - due.iter().map(|(_, p)| p.bytes).sum::<u64>();
