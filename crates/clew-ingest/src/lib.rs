@@ -27,8 +27,8 @@ use clew_model::otlp::collector::trace::v1::{
 };
 use clew_pipeline::{Pipeline, PipelineSettings, ProjectPipeline, RuleError};
 use clew_sampler::Sampler;
-use clew_storage::{SpanWriter, StorageError};
-use clew_tenancy::{ProjectRef, Refusal, Target, Tenancy};
+use clew_storage::SpanWriter;
+use clew_tenancy::{AccessError, ProjectRef, Refusal, Target, Tenancy};
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 
@@ -107,10 +107,10 @@ impl Ingest {
             }
         }
         let built = project_pipeline(&self.inner.settings, json).map_err(|reason| {
-            StorageError::internal(
-                format!("apply the pipeline settings of project {}", target.project.id),
-                format!("{reason}; correct them with PUT /api/v1/projects/{}/pipeline", target.project.id),
-            )
+            let id = target.project.id;
+            AccessError::Internal(format!(
+                "the pipeline settings of project {id} cannot be applied: {reason}; correct them with PUT /api/v1/projects/{id}/pipeline"
+            ))
         })?;
         let pipeline = Arc::new(built);
         projects.insert(target.project.id, (json.clone(), pipeline.clone()));
