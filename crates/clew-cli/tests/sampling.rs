@@ -144,10 +144,24 @@ fn sample(metrics: &str, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-/// Waits until `decided` traces are decided and nothing is held back.
-async fn wait_decided(server: &TestServer, decided: f64, within: Duration) -> String {
+/// Polls `check` until it yields a value; fails with `what` and the last state after `within`.
+async fn eventually<T, F: std::future::Future<Output = Result<T, String>>>(
+    within: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(state) => assert!(Instant::now() < deadline, "not in time: {state}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `decided` traces are decided and nothing is held back; the metrics then.
+async fn wait_decided(server: &TestServer, decided: f64, within: Duration) -> String {
+    eventually(within, || async {
         let m = metrics(server).await;
         let total: f64 = m
             .lines()
@@ -155,11 +169,12 @@ async fn wait_decided(server: &TestServer, decided: f64, within: Duration) -> St
             .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
             .sum();
         if total >= decided && sample(&m, "clew_sampler_buffered_traces") == 0.0 {
-            return m;
+            Ok(m)
+        } else {
+            Err(format!("{total} of {decided} traces decided:\n{m}"))
         }
-        assert!(Instant::now() < deadline, "{total} of {decided} traces decided in time:\n{m}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// A stored trace's spans as OTLP/JSON, empty when it is not stored.
@@ -326,11 +341,15 @@ max_traces_per_second = 0
     send_traces(&server, &traces, 50).await;
     // Ten minutes of decision wait, yet traces are stored now: decided early, kept whole by
     // the policy (probability 1), not dropped.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stored(&server, &traces[0].id).await.len() < 3 {
-        assert!(Instant::now() < deadline, "the oldest trace was not decided early");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(Duration::from_secs(30), || async {
+        let spans = stored(&server, &traces[0].id).await.len();
+        if spans == 3 {
+            Ok(())
+        } else {
+            Err(format!("the oldest trace has {spans} of 3 spans stored"))
+        }
+    })
+    .await;
     assert!(started.elapsed() < Duration::from_secs(120));
     let m = metrics(&server).await;
     assert!(sample(&m, "clew_sampler_early_decisions_total") > 0.0, "{m}");
