@@ -10,9 +10,11 @@ mod native;
 mod params;
 mod settings;
 mod tempo;
+mod ui;
 mod zipkin;
 
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -176,6 +178,16 @@ struct AppState {
     draining: Arc<AtomicBool>,
     limits: Limits,
     pipeline: Arc<PipelineSettings>,
+    listeners: Listeners,
+}
+
+/// The addresses a node listens on, bound: `/api/v1/status` tells clients where to send spans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listeners {
+    /// The HTTP API and UI.
+    pub http: SocketAddr,
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
 }
 
 /// What the HTTP API listener serves from.
@@ -191,11 +203,12 @@ pub struct Api {
     pub secure_cookies: bool,
     /// The server's pipeline settings, to which projects add their own.
     pub pipeline: PipelineSettings,
+    pub listeners: Listeners,
 }
 
 /// The router for the HTTP API listener.
 pub fn router(api: Api) -> Router {
-    let Api { storage, tenancy, registry, draining, secure_cookies, pipeline } = api;
+    let Api { storage, tenancy, registry, draining, secure_cookies, pipeline, listeners } = api;
     Router::new()
         .route("/api/v1/traces/{trace_id}", get(trace_by_id))
         .merge(native::routes())
@@ -206,7 +219,7 @@ pub fn router(api: Api) -> Router {
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .fallback(ui::fallback)
         .with_state(AppState {
             storage,
             tenancy,
@@ -215,6 +228,7 @@ pub fn router(api: Api) -> Router {
             draining,
             limits: Limits::default(),
             pipeline: Arc::new(pipeline),
+            listeners,
         })
 }
 

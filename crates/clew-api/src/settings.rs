@@ -81,6 +81,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/me", get(me))
+        .route("/api/v1/status", get(status))
         .route("/api/v1/admin/users", get(users).post(create_user))
         .route("/api/v1/admin/users/{user}", axum::routing::delete(delete_user))
         .route("/api/v1/admin/users/{user}/password", put(set_password))
@@ -187,6 +188,20 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Answer {
         "project_id": project,
         "csrf_token": csrf,
         "auth_required": state.tenancy.options().auth_required,
+    }))
+}
+
+/// What a client needs to know about this node: its version, whether sign-in is required, and
+/// where it receives spans (shown to people setting up an SDK).
+async fn status(State(state): State<AppState>, headers: HeaderMap) -> Answer {
+    state.tenancy.authenticate(&credentials(&headers)).await?;
+    let listeners = state.listeners;
+    ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "authRequired": state.tenancy.options().auth_required,
+        "http": listeners.http.to_string(),
+        "otlpGrpc": listeners.otlp_grpc.to_string(),
+        "otlpHttp": listeners.otlp_http.to_string(),
     }))
 }
 

@@ -117,13 +117,8 @@ const SAMPLER_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(
 const GRPC_STREAM_WINDOW: u32 = 4 << 20;
 const GRPC_CONNECTION_WINDOW: u32 = 8 << 20;
 
-/// The addresses the listeners actually bound (differs from the configuration with port 0).
-#[derive(Debug, Clone, Copy)]
-pub struct Bound {
-    pub http: SocketAddr,
-    pub otlp_grpc: SocketAddr,
-    pub otlp_http: SocketAddr,
-}
+/// The addresses `clew serve` bound.
+pub use clew_api::Listeners as Bound;
 
 fn engine_options(config: &Config) -> EngineOptions {
     let storage = &config.storage;
@@ -187,6 +182,14 @@ pub async fn run(
     .map_err(pipeline_error)?;
     let draining = Arc::new(AtomicBool::new(false));
     let maintenance = spawn_maintenance(&config, tenancy.clone(), storage.clone());
+    let http = bind("the HTTP API", config.listen.http, "listen.http / --listen-http").await?;
+    let grpc = bind("OTLP/gRPC", config.listen.otlp_grpc, "listen.otlp_grpc / --listen-otlp-grpc").await?;
+    let otlp_http = bind("OTLP/HTTP", config.listen.otlp_http, "listen.otlp_http / --listen-otlp-http").await?;
+    let local = |l: &TcpListener| {
+        l.local_addr().map_err(|e| ServerError::Serve { what: "a bound", reason: format!("read its address: {e}") })
+    };
+    let bound = Bound { http: local(&http)?, otlp_grpc: local(&grpc)?, otlp_http: local(&otlp_http)? };
+
     // Zipkin reporters post to the HTTP API listener, as they do to a Zipkin server's port;
     // GitLab's per-project ingest path is served there too.
     let api = clew_api::router(clew_api::Api {
@@ -196,17 +199,10 @@ pub async fn run(
         draining: draining.clone(),
         secure_cookies: config.auth.secure_cookies,
         pipeline: config.pipeline.clone(),
+        listeners: bound,
     })
     .merge(ingest.zipkin_router())
     .merge(ingest.project_router());
-
-    let http = bind("the HTTP API", config.listen.http, "listen.http / --listen-http").await?;
-    let grpc = bind("OTLP/gRPC", config.listen.otlp_grpc, "listen.otlp_grpc / --listen-otlp-grpc").await?;
-    let otlp_http = bind("OTLP/HTTP", config.listen.otlp_http, "listen.otlp_http / --listen-otlp-http").await?;
-    let local = |l: &TcpListener| {
-        l.local_addr().map_err(|e| ServerError::Serve { what: "a bound", reason: format!("read its address: {e}") })
-    };
-    let bound = Bound { http: local(&http)?, otlp_grpc: local(&grpc)?, otlp_http: local(&otlp_http)? };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {

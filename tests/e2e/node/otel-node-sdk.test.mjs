@@ -17,12 +17,6 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 
 import { SpanKind, SpanStatusCode, TraceFlags, context, trace } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
@@ -36,11 +30,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CLEW_BIN = process.env.CLEW_BIN || path.join(REPO_ROOT, 'target', 'debug', 'clew');
-const STARTUP_TIMEOUT_MS = 30_000;
-const SHUTDOWN_TIMEOUT_MS = 30_000;
-const LISTENING_LINE = /^clew listening http=(\S+) otlp_grpc=(\S+) otlp_http=(\S+)$/;
+import { SHUTDOWN_TIMEOUT_MS, startClew } from '../clew.mjs';
 
 const SPAN_KIND_SERVER = 2;
 const SPAN_KIND_CLIENT = 3;
@@ -193,69 +183,10 @@ const traceStateSampler = {
 // The server
 // ---------------------------------------------------------------------------
 
-let server; // { proc, http, otlpHttp, logPath, exit: Promise<{code, signal}> }
-let workDir;
+let server; // from startClew()
 
 function serverLog() {
-  return server && existsSync(server.logPath)
-    ? readFileSync(server.logPath, 'utf8').split('\n').slice(-80).join('\n')
-    : '';
-}
-
-async function startClew() {
-  workDir = mkdtempSync(path.join(tmpdir(), 'clew-e2e-node-'));
-  const logPath = path.join(workDir, 'clew.stderr.log');
-  const logFd = openSync(logPath, 'w');
-  const proc = spawn(
-    CLEW_BIN,
-    [
-      'serve',
-      '--data-dir', path.join(workDir, 'data'),
-      '--listen-http', '127.0.0.1:0',
-      '--listen-otlp-grpc', '127.0.0.1:0',
-      '--listen-otlp-http', '127.0.0.1:0',
-    ],
-    { stdio: ['ignore', 'pipe', logFd] },
-  );
-  closeSync(logFd);
-  const exit = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  server = { proc, logPath, exit };
-
-  const firstLine = await new Promise((resolve, reject) => {
-    const lines = createInterface({ input: proc.stdout });
-    const timer = setTimeout(
-      () => reject(new Error(`clew printed no listening line within ${STARTUP_TIMEOUT_MS} ms`)),
-      STARTUP_TIMEOUT_MS,
-    );
-    proc.once('error', (err) => { clearTimeout(timer); reject(err); });
-    exit.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`clew exited before listening (code ${code}, signal ${signal})`));
-    });
-    lines.once('line', (line) => { clearTimeout(timer); resolve(line); });
-  }).catch((err) => {
-    throw new Error(`${err.message}\nclew binary: ${CLEW_BIN}\nclew stderr:\n${serverLog()}`);
-  });
-
-  const match = LISTENING_LINE.exec(firstLine.trim());
-  assert.ok(match, `unexpected first stdout line ${JSON.stringify(firstLine)}\n${serverLog()}`);
-  server.http = match[1];
-  server.otlpHttp = match[3];
-}
-
-async function stopClew() {
-  if (server.proc.pid === undefined) return null; // it never started
-  if (server.proc.exitCode === null && server.proc.signalCode === null) {
-    server.proc.kill('SIGTERM');
-  }
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(null), SHUTDOWN_TIMEOUT_MS);
-  });
-  const result = await Promise.race([server.exit, timeout]);
-  clearTimeout(timer);
-  if (result === null) server.proc.kill('SIGKILL');
-  return result;
+  return server ? server.log() : '';
 }
 
 // An export Clew acknowledged is queryable at once: one read, no waiting.
@@ -303,7 +234,7 @@ let recorded; // { root, child, exportResults }
 let returned; // { root, child: {span, resourceSpans, scopeSpans}, count }
 
 before(async () => {
-  await startClew();
+  server = await startClew({ name: 'clew-e2e-node' });
 
   const memory = new InMemorySpanExporter();
   const exporter = new RecordingExporter(
@@ -356,8 +287,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (server) await stopClew();
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  if (server) await server.stop();
 });
 
 // ---------------------------------------------------------------------------
@@ -475,7 +405,7 @@ test('status round-trips', () => {
 });
 
 test('clew exits 0 on SIGTERM', async () => {
-  const result = await stopClew();
+  const result = await server.stop({ keep: true });
   assert.ok(result, `clew did not exit within ${SHUTDOWN_TIMEOUT_MS} ms of SIGTERM\n${serverLog()}`);
   assert.deepStrictEqual(result, { code: 0, signal: null }, `clew stderr:\n${serverLog()}`);
 });

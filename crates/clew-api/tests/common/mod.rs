@@ -57,9 +57,17 @@ pub(crate) async fn router_over(dir: tempfile::TempDir, engine: Arc<LocalEngine>
         draining: draining.clone(),
         secure_cookies: false,
         pipeline: clew_pipeline::PipelineSettings::default(),
+        listeners: LISTENERS,
     });
     App { router, engine, draining, _dir: dir }
 }
+
+/// The addresses the test router reports in `/api/v1/status`.
+pub(crate) const LISTENERS: clew_api::Listeners = clew_api::Listeners {
+    http: std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4320),
+    otlp_grpc: std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4317),
+    otlp_http: std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4318),
+};
 
 /// The API router over an engine that holds these requests, written in order.
 pub(crate) async fn app_with(requests: impl IntoIterator<Item = ExportTraceServiceRequest>) -> App {
