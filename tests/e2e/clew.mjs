@@ -18,9 +18,9 @@ const LISTENING_LINE = /^clew listening http=(\S+) otlp_grpc=(\S+) otlp_http=(\S
 
 /**
  * Starts clew; resolves once it listens. `args` are added to `clew serve`; `config` is the text
- * of a configuration file to start with.
+ * of a configuration file to start with; `env` is added to its environment.
  */
-export async function startClew({ name = 'clew-e2e', args = [], config } = {}) {
+export async function startClew({ name = 'clew-e2e', args = [], config, env = {} } = {}) {
   const workDir = mkdtempSync(path.join(tmpdir(), `${name}-`));
   if (config !== undefined) {
     writeFileSync(path.join(workDir, 'clew.toml'), config);
@@ -38,13 +38,15 @@ export async function startClew({ name = 'clew-e2e', args = [], config } = {}) {
       '--listen-otlp-http', '127.0.0.1:0',
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', logFd] },
+    { stdio: ['ignore', 'pipe', logFd], env: { ...process.env, ...env } },
   );
   closeSync(logFd);
   const exit = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const log = () => (existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').slice(-80).join('\n') : '');
 
-  const firstLine = await new Promise((resolve, reject) => {
+  // Clew may print other lines first (the first admin it created); the listening line counts.
+  const printed = [];
+  const match = await new Promise((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout });
     const timer = setTimeout(() => reject(new Error(`clew printed no listening line within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
     proc.once('error', (err) => {
@@ -55,15 +57,15 @@ export async function startClew({ name = 'clew-e2e', args = [], config } = {}) {
       clearTimeout(timer);
       reject(new Error(`clew exited before listening (code ${code}, signal ${signal})`));
     });
-    lines.once('line', (line) => {
+    lines.on('line', (line) => {
+      const listening = LISTENING_LINE.exec(line.trim());
+      if (!listening) return printed.push(line);
       clearTimeout(timer);
-      resolve(line);
+      resolve(listening);
     });
   }).catch((err) => {
-    throw new Error(`${err.message}\nclew binary: ${CLEW_BIN}\nclew stderr:\n${log()}`);
+    throw new Error(`${err.message}\nclew binary: ${CLEW_BIN}\nclew stdout:\n${printed.join('\n')}\nclew stderr:\n${log()}`);
   });
-  const match = LISTENING_LINE.exec(firstLine.trim());
-  if (!match) throw new Error(`unexpected first stdout line ${JSON.stringify(firstLine)}\n${log()}`);
 
   return {
     http: match[1],

@@ -62,7 +62,7 @@ async fn health_and_metrics_answer() {
     draining.store(false, std::sync::atomic::Ordering::Release);
     engine.close().await.unwrap();
     assert_eq!(get(&router, "/health/ready").await.0, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(get(&router, "/nope").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&router, "/api/nope").await.0, StatusCode::NOT_FOUND);
 }
 
 /// Writes `every_field_request` (service checkout, span names `GET /orders/{1,2,3}`, status

@@ -327,3 +327,31 @@ test('with no data, every page shows how to send spans', async () => {
     await empty.stop();
   }
 });
+
+test('with sign-in required: a wrong password is refused with the reason, the right one opens the UI', async () => {
+  const password = 'correct horse battery staple';
+  const secured = await startClew({ name: 'clew-e2e-ui-auth', args: ['--auth', 'required'], env: { CLEW_BOOTSTRAP_ADMIN_PASSWORD: password } });
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(15_000);
+    await page.goto(`http://${secured.http}/search`);
+    const form = page.getByTestId('login-form');
+    await form.waitFor();
+    await page.locator('input[name=username]').fill('admin');
+    await page.locator('input[name=password]').fill('wrong password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    assert.match(await page.getByRole('alert').innerText(), /username or password/i);
+    await page.locator('input[name=password]').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await form.waitFor({ state: 'detached' });
+    await page.getByTestId('search-submit').waitFor();
+    await page.goto(`http://${secured.http}/settings`);
+    assert.match(await page.getByTestId('settings').innerText(), /admin/);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'signed-in.png') });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await assert.doesNotReject(page.getByTestId('login-form').waitFor());
+    await page.close();
+  } finally {
+    await secured.stop();
+  }
+});
