@@ -41,11 +41,10 @@ fn main() {
         let source = dist.join(file);
         let bytes = fs::read(&source).unwrap_or_else(|e| fail(&format!("read {}: {e}", source.display())));
         let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
-        encoder
+        let gz = encoder
             .write_all(&bytes)
-            .and_then(|()| encoder.try_finish())
+            .and_then(|()| encoder.finish())
             .unwrap_or_else(|e| fail(&format!("gzip {file}: {e}")));
-        let gz = encoder.finish().unwrap_or_else(|e| fail(&format!("gzip {file}: {e}")));
         let compressed = if gz.len() + 64 < bytes.len() {
             let target = gz_dir.join(format!("{file}.gz"));
             fs::create_dir_all(target.parent().expect("a file has a parent"))
@@ -80,8 +79,8 @@ fn build(web: &Path, dist: &Path) {
 fn run(dir: &Path, program: &str, args: &[&str]) {
     let status = Command::new(program).args(args).current_dir(dir).status().unwrap_or_else(|e| {
         fail(&format!(
-            "cannot run `{program}` ({e}). Building Clew's web UI needs Node.js 20 or newer with npm \
-             (Debian: apt-get install nodejs npm); or set CLEW_WEB_DIST to a directory with a built UI"
+            "cannot run `{program}` ({e}). Building Clew's web UI needs Node.js 20.19 or newer with \
+             npm; or set CLEW_WEB_DIST to a directory with a built UI"
         ))
     });
     if !status.success() {
