@@ -52,36 +52,6 @@ function App() {
     if (project && project !== currentProject()) setCurrentProject(project);
   }, [location]);
 
-  useEffect(() => {
-    const onPaste = (event: ClipboardEvent) => {
-      if (isEditable(event.target)) return;
-      const id = parseTraceId(event.clipboardData?.getData('text') ?? '');
-      if (id) {
-        event.preventDefault();
-        navigate(`/trace/${id}`);
-      }
-    };
-    const onKey = (event: KeyboardEvent) => {
-      if (event.ctrlKey || event.metaKey || event.altKey || isEditable(event.target)) return;
-      if (event.key === '/') {
-        const target = document.querySelector<HTMLElement>('[data-shortcut="search"] .cm-content, [data-shortcut="search"]');
-        if (target) {
-          event.preventDefault();
-          target.focus();
-        }
-      } else if (event.key === 't') {
-        event.preventDefault();
-        traceBox.current?.focus();
-      }
-    };
-    document.addEventListener('paste', onPaste);
-    document.addEventListener('keydown', onKey);
-    return () => {
-      document.removeEventListener('paste', onPaste);
-      document.removeEventListener('keydown', onKey);
-    };
-  }, []);
-
   const [first, ...rest] = segments(location.path);
   const unauthenticated = me.error instanceof ApiError && me.error.status === 401;
   let page;
@@ -165,5 +135,31 @@ function App() {
   );
 }
 
+/** Paste a trace ID anywhere outside a text field to open it; `/` and `t` focus the boxes. */
+function listenForShortcuts() {
+  document.addEventListener('paste', (event) => {
+    if (isEditable(event.target)) return;
+    const id = parseTraceId(event.clipboardData?.getData('text') ?? '');
+    if (id) {
+      event.preventDefault();
+      navigate(`/trace/${id}`);
+    }
+  });
+  document.addEventListener('keydown', (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || isEditable(event.target)) return;
+    const target =
+      event.key === '/'
+        ? document.querySelector<HTMLElement>('[data-shortcut="search"] .cm-content, [data-shortcut="search"]')
+        : event.key === 't'
+          ? document.querySelector<HTMLElement>('.trace-jump input')
+          : null;
+    if (target) {
+      event.preventDefault();
+      target.focus();
+    }
+  });
+}
+
 interceptLinks();
+listenForShortcuts();
 render(<App />, document.getElementById('app')!);

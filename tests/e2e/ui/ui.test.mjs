@@ -192,6 +192,7 @@ describe('trace view', () => {
 
   test('a pasted trace ID opens the trace; a missing trace says so', async () => {
     const page = await open('/map');
+    await page.getByTestId('service-map').waitFor();
     await page.evaluate((id) => {
       const data = new DataTransfer();
       data.setData('text/plain', ` ${id.toUpperCase()}\n`);
