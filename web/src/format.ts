@@ -93,7 +93,7 @@ export interface TimeRange {
 }
 
 export const RANGE_PRESETS = ['5m', '15m', '1h', '3h', '6h', '12h', '24h', '2d', '7d'];
-export const DEFAULT_SINCE = '1h';
+const DEFAULT_SINCE = '1h';
 
 export function rangeFromParams(params: URLSearchParams): TimeRange {
   const start = params.get('start') ?? undefined;

@@ -88,7 +88,7 @@ export function ServiceChip({ name, count, errors }: { name: string; count?: num
 }
 
 let status: Promise<Status> | undefined;
-export function serverStatus(): Promise<Status> {
+function serverStatus(): Promise<Status> {
   status ??= api<Status>('/api/v1/status').catch((e) => {
     status = undefined;
     throw e;

@@ -38,7 +38,7 @@ function formFromParams(params: URLSearchParams): Form {
 }
 
 /** `http.route="/a b" error` → [`http.route="/a b"`, `error`]: whitespace splits, quotes hold. */
-export function splitTags(tags: string): string[] {
+function splitTags(tags: string): string[] {
   return tags.match(/(?:[^\s"]+|"(?:[^"\\]|\\.)*")+/g) ?? [];
 }
 
