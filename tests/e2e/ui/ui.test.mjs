@@ -1,21 +1,15 @@
 // End-to-end tests of the web UI: Debian's Chromium, driven by playwright-core, against a real
-// `clew serve` that received its traces over OTLP/HTTP. Each test saves a screenshot
-// (CLEW_SCREENSHOTS, default <os tmp>/clew-ui-screenshots).
+// `clew serve` that received its traces over OTLP/HTTP. Each test saves a screenshot.
 //
-// Environment: CLEW_BIN (the binary), CHROMIUM (default /usr/bin/chromium).
+// Environment: CLEW_BIN (the binary); browser.mjs names the rest.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { startClew } from '../clew.mjs';
-import { launchChromium } from './browser.mjs';
+import { SCREENSHOTS, launchChromium } from './browser.mjs';
 import { STACKTRACE, bigTrace, checkoutTrace, now, send, spanIdOf, traceId } from './fixtures.mjs';
-
-const SCREENSHOTS = process.env.CLEW_SCREENSHOTS || path.join(tmpdir(), 'clew-ui-screenshots');
-mkdirSync(SCREENSHOTS, { recursive: true });
 
 const A = traceId(0xa1); // the baseline checkout
 const B = traceId(0xb2); // slower, one more call, a link to A
