@@ -179,6 +179,7 @@ struct AppState {
     limits: Limits,
     pipeline: Arc<PipelineSettings>,
     listeners: Listeners,
+    dependencies: Arc<Vec<Arc<dyn Dependency>>>,
 }
 
 /// The addresses a node listens on, bound: `/api/v1/status` tells clients where to send spans.
@@ -189,6 +190,19 @@ pub struct Listeners {
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
 }
+
+/// Something the node needs to serve (ClickHouse, PostgreSQL, Redis), as `/health/ready`
+/// reports it.
+#[async_trait::async_trait]
+pub trait Dependency: Send + Sync {
+    /// What it is and where, e.g. `clickhouse http://10.0.0.5:8123`.
+    fn name(&self) -> String;
+    /// Whether it answers now, else why not.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// How long `/health/ready` waits for a dependency to answer.
+const DEPENDENCY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What the HTTP API listener serves from.
 pub struct Api {
@@ -204,11 +218,13 @@ pub struct Api {
     /// The server's pipeline settings, to which projects add their own.
     pub pipeline: PipelineSettings,
     pub listeners: Listeners,
+    /// Checked by `/health/ready`, each reported on a line of its own.
+    pub dependencies: Vec<Arc<dyn Dependency>>,
 }
 
 /// The router for the HTTP API listener.
 pub fn router(api: Api) -> Router {
-    let Api { storage, tenancy, registry, draining, secure_cookies, pipeline, listeners } = api;
+    let Api { storage, tenancy, registry, draining, secure_cookies, pipeline, listeners, dependencies } = api;
     Router::new()
         .route("/api/v1/traces/{trace_id}", get(trace_by_id))
         .merge(native::routes())
@@ -229,6 +245,7 @@ pub fn router(api: Api) -> Router {
             limits: Limits::default(),
             pipeline: Arc::new(pipeline),
             listeners,
+            dependencies: Arc::new(dependencies),
         })
 }
 
@@ -250,14 +267,42 @@ async fn trace_by_id(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+/// 200 when the node can take and serve spans, else 503; the body says, line by line, how the
+/// storage and each dependency are.
 async fn ready(State(state): State<AppState>) -> Response {
     if state.draining.load(Ordering::Acquire) {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
-    } else if state.storage.is_ready() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "storage is not accepting spans").into_response()
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let mut healthy = state.storage.is_ready();
+    let mut lines = vec![format!("storage: {}", if healthy { "ok" } else { "not accepting spans" })];
+    // Checked at once, so that one slow dependency does not add to another's wait.
+    let checks: Vec<_> = state
+        .dependencies
+        .iter()
+        .map(|dependency| {
+            let dependency = dependency.clone();
+            tokio::spawn(async move {
+                let outcome = match tokio::time::timeout(DEPENDENCY_TIMEOUT, dependency.check()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(format!("no answer within {}s", DEPENDENCY_TIMEOUT.as_secs())),
+                };
+                (dependency.name(), outcome)
+            })
+        })
+        .collect();
+    for check in checks {
+        let (name, outcome) = check.await.unwrap_or_else(|e| ("health check".into(), Err(e.to_string())));
+        match outcome {
+            Ok(()) => lines.push(format!("{name}: ok")),
+            Err(reason) => {
+                healthy = false;
+                lines.push(format!("{name}: {reason}"));
+            }
+        }
+    }
+    let (status, head) =
+        if healthy { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") };
+    (status, format!("{head}\n{}\n", lines.join("\n"))).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

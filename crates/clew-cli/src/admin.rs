@@ -1,5 +1,6 @@
 //! `clew admin ...`: users, namespaces, projects, members, tokens, limits and usage, through a
 //! running Clew's settings API (`/api/v1`). Authenticates with `--token` / `CLEW_TOKEN`.
+//! `clew admin migrate` instead talks to the stores the configuration names, directly.
 
 use std::io::BufRead;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,6 +34,13 @@ enum AdminCommand {
     /// Personal and project access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create or upgrade the schemas of the stores the configuration names (the metadata
+    /// store; ClickHouse on every shard), then exit. Reads the same configuration as `serve`.
+    Migrate {
+        /// TOML configuration file (see clew.example.toml).
+        #[arg(long, env = "CLEW_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -194,9 +202,19 @@ fn path_segment(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+async fn migrate(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let config = clew_config::Config::load(file, &env, &clew_config::Overrides::default())?;
+    for line in clew_server::migrate(&config).await.context("clew admin migrate")? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let server = &args.server;
     let (method, path, body) = match args.command {
+        AdminCommand::Migrate { config } => return migrate(config.as_deref()).await,
         AdminCommand::User(command) => match command {
             UserCommand::List => (Method::GET, "/api/v1/admin/users".to_owned(), None),
             UserCommand::Create { username, password_stdin, admin } => {

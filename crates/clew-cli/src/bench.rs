@@ -2,6 +2,8 @@
 //! durable ingest, memory, bytes per span on disk after compaction, and trace-by-ID latency.
 //! `clew bench search`: times searches on a store `bench ingest` left behind.
 //! `clew bench metrics`: times the service map and RED metrics over a day of "std" spans.
+//! `clew bench backends`: the same in-process workload against the embedded engine and
+//! ClickHouse, side by side: write rate, bytes per span, trace by ID, search.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +29,24 @@ enum What {
     Search(SearchArgs),
     /// Service map and RED metrics latency over a day of "std" spans, and what rollups cost.
     Metrics(MetricsArgs),
+    /// The embedded engine and ClickHouse side by side, in process: spans/s written, bytes per
+    /// span stored, trace-by-ID and search latency.
+    Backends(BackendsArgs),
+}
+
+#[derive(clap::Args)]
+struct BackendsArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    spans: u64,
+    /// ClickHouse's HTTP interface; its database `clew_bench` is dropped and filled again.
+    #[arg(long, default_value = "http://127.0.0.1:8123")]
+    clickhouse_url: String,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 8)]
+    writers: usize,
+    /// Times each lookup and search runs (after one warm-up run).
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
 }
 
 #[derive(clap::Args)]
@@ -86,7 +106,108 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::Ingest(args) => ingest(args).await,
         What::Search(args) => search(args).await,
         What::Metrics(args) => metrics(args).await,
+        What::Backends(args) => backends(args).await,
     }
+}
+
+async fn backends(args: BackendsArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let options = EngineOptions { flush_interval: Duration::from_secs(3600), ..EngineOptions::new(dir.path()) };
+    let local: std::sync::Arc<dyn Storage> = std::sync::Arc::new(LocalEngine::open(options, &mut registry).await?);
+    bench_backend("local", &local, &args).await?;
+    let database = "clew_bench";
+    let admin = reqwest::Client::new();
+    admin
+        .post(&args.clickhouse_url)
+        .body(format!("DROP DATABASE IF EXISTS {database}"))
+        .send()
+        .await?
+        .error_for_status()?;
+    let clickhouse: std::sync::Arc<dyn Storage> = std::sync::Arc::new(
+        clew_store_clickhouse::ClickHouseStore::open(clew_store_clickhouse::ClickHouseOptions::new(
+            &args.clickhouse_url,
+            database,
+        ))
+        .await?,
+    );
+    bench_backend("clickhouse", &clickhouse, &args).await
+}
+
+/// Writes `args.spans` "std" spans with `args.writers` writers, then measures what is stored
+/// and how fast it reads.
+async fn bench_backend(name: &str, store: &std::sync::Arc<dyn Storage>, args: &BackendsArgs) -> anyhow::Result<()> {
+    let tenant = clew_model::TenantId::default_tenant();
+    let per_writer = args.spans.div_ceil(Profile::Std.spans_per_request() as u64 * args.writers as u64);
+    let started = Instant::now();
+    let mut writers = tokio::task::JoinSet::new();
+    for seed in 0..args.writers as u64 {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        writers.spawn(async move {
+            let mut workload = clew_testkit::Workload::new(Profile::Std, seed);
+            let mut ids = Vec::new();
+            for _ in 0..per_writer {
+                let (request, traces) = workload.request(clew_query::now_nanos());
+                store.write(&tenant, request).await?;
+                ids.extend(traces.into_iter().take(1));
+            }
+            anyhow::Ok(ids)
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(written) = writers.join_next().await {
+        ids.extend(written??);
+    }
+    let elapsed = started.elapsed();
+    let spans = per_writer * args.writers as u64 * Profile::Std.spans_per_request() as u64;
+    store.flush().await?;
+    let stored = store.days(&tenant).await?;
+    let bytes: u64 = stored.iter().map(|d| d.bytes).sum();
+    let stored_spans: u64 = stored.iter().map(|d| d.spans).sum();
+    println!(
+        "{name:<11} write      {} spans in {:.1} s: {:.0} spans/s ({} writers, acknowledged = durable)",
+        thousands(spans),
+        elapsed.as_secs_f64(),
+        spans as f64 / elapsed.as_secs_f64(),
+        args.writers
+    );
+    println!(
+        "{name:<11} stored     {} spans, {:.1} MiB: {:.1} bytes/span",
+        thousands(stored_spans),
+        bytes as f64 / 1048576.0,
+        bytes as f64 / stored_spans.max(1) as f64
+    );
+    let mut next = 0;
+    let (p50, p99, _) = time(args.runs, || {
+        next = (next + 7919) % ids.len().max(1);
+        let (store, tenant, id) = (store.clone(), tenant.clone(), ids[next]);
+        async move {
+            let rows = store.trace(&tenant, id).await?;
+            anyhow::ensure!(!rows.is_empty(), "trace {id} not found");
+            Ok(())
+        }
+    })
+    .await?;
+    println!("{name:<11} {:<40} p50 {p50:>8.2} ms  p99 {p99:>8.2} ms", "trace by ID");
+    let end = clew_query::now_nanos();
+    let range = clew_query::TimeRange { start: end - 3_600_000_000_000, end };
+    for (label, traceql) in SEARCHES {
+        let search = clew_query::Search {
+            query: clew_traceql::parse(traceql)?,
+            range,
+            order: clew_query::Order::Newest,
+            limit: 20,
+            spans_per_trace: 3,
+            cursor: None,
+        };
+        let (p50, p99, found) = time(args.runs, || async {
+            Ok(clew_query::search(&**store, &tenant, &search, &clew_query::Limits::default()).await?.traces.len())
+        })
+        .await?;
+        println!("{name:<11} search: {label:<32} p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  ({found} traces)");
+    }
+    store.close().await?;
+    Ok(())
 }
 
 /// Times `run` `runs` times after a warm-up; p50 and p99 in milliseconds.

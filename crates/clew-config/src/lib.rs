@@ -44,6 +44,8 @@ pub struct Config {
     pub listen: ListenConfig,
     pub ingest: IngestConfig,
     pub storage: StorageConfig,
+    /// The ClickHouse backend (`[clickhouse]`), used when `storage.backend = "clickhouse"`.
+    pub clickhouse: ClickHouseConfig,
     pub rollups: RollupConfig,
     pub auth: AuthConfig,
     pub tenancy: TenancyConfig,
@@ -93,13 +95,118 @@ impl Default for AuthConfig {
     }
 }
 
+/// Where spans are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// The embedded engine, in the data directory.
+    Local,
+    /// ClickHouse (`[clickhouse]`): nodes keep no spans of their own.
+    Clickhouse,
+}
+
+/// Where users, namespaces, projects, tokens and usage are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the ingest rate limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitsBackend {
+    /// In this process: each node limits on its own.
+    Local,
+    /// In Redis: every node shares each namespace's window.
+    Redis,
+}
+
+fn parse_choice<T: serde::de::DeserializeOwned>(name: &str, value: &str, choices: &str) -> Result<T> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(value))
+        .map_err(|_| ConfigError::Env { name: name.into(), value: value.into(), reason: format!("use {choices}") })
+}
+
+/// A password: read from the environment only, never printed.
+#[derive(Clone, Default, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+    }
+}
+
+/// The ClickHouse backend (`[clickhouse]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// The HTTP interface queries and inserts go to (`CLEW_CLICKHOUSE_URL`).
+    pub url: String,
+    /// The database Clew creates its tables in (`CLEW_CLICKHOUSE_DATABASE`).
+    pub database: String,
+    /// The user Clew signs in as (`CLEW_CLICKHOUSE_USER`); its password comes from
+    /// `CLEW_CLICKHOUSE_PASSWORD` only.
+    pub user: String,
+    #[serde(skip)]
+    pub password: Secret,
+    /// The cluster, as ClickHouse's `remote_servers` names it, whose shards hold the spans;
+    /// empty: `url` holds everything (`CLEW_CLICKHOUSE_CLUSTER`).
+    pub cluster: String,
+    /// With a cluster: the HTTP interface of each shard, where Clew creates the local tables and
+    /// measures and drops day partitions (`CLEW_CLICKHOUSE_SHARDS`, comma-separated).
+    pub shards: Vec<String>,
+    /// A batch of spans is inserted once it holds this many...
+    pub batch_max_spans: usize,
+    /// ...or once this long has passed since the last batch (one insert per wait at most).
+    #[serde(with = "humantime_serde")]
+    pub batch_max_wait: Duration,
+    /// An insert ClickHouse cannot take is retried this long before writers get 503.
+    #[serde(with = "humantime_serde")]
+    pub insert_timeout: Duration,
+    /// Longest a query may take.
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Spans that may wait for ClickHouse at once (encoded); beyond, writes get 503.
+    pub max_pending_bytes: ByteSize,
+    /// Create or migrate the schema at start; `false`: refuse to start on an old schema
+    /// (then run `clew admin migrate`).
+    pub migrate: bool,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "clew".into(),
+            user: String::new(),
+            password: Secret::default(),
+            cluster: String::new(),
+            shards: Vec::new(),
+            batch_max_spans: 100_000,
+            batch_max_wait: Duration::from_millis(100),
+            insert_timeout: Duration::from_secs(60),
+            query_timeout: Duration::from_secs(60),
+            max_pending_bytes: ByteSize::mib(512),
+            migrate: true,
+        }
+    }
+}
+
 /// Namespaces, projects and their limits (`[tenancy]`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenancyConfig {
-    /// Where users, namespaces, projects, tokens and usage are kept: a `sqlite://` URL, or
-    /// empty for `metadata.sqlite` in the data directory.
+    /// `sqlite` (embedded, default) or `postgres`, shared by every node (`CLEW_METADATA`).
+    pub metadata: MetadataBackend,
+    /// Where the metadata store is: a `sqlite://` URL (empty: `metadata.sqlite` in the data
+    /// directory), or with `postgres`, a `postgres://` URL (`CLEW_POSTGRES_URL`).
     pub metadata_url: String,
+    /// `local` (default) or `redis`: where the ingest rate limit counts (`CLEW_LIMITS`).
+    pub limits: LimitsBackend,
+    /// With `limits = "redis"`: `redis://host:port` (`CLEW_REDIS_URL`).
+    pub redis_url: String,
     /// Retention of new namespaces, in days.
     pub default_retention_days: u32,
     /// Ingest rate limit of new namespaces in bytes per second; absent: none.
@@ -118,7 +225,10 @@ pub struct TenancyConfig {
 impl Default for TenancyConfig {
     fn default() -> Self {
         Self {
+            metadata: MetadataBackend::Sqlite,
             metadata_url: String::new(),
+            limits: LimitsBackend::Local,
+            redis_url: String::new(),
             default_retention_days: 30,
             default_ingest_rate: None,
             default_storage_quota: None,
@@ -188,10 +298,12 @@ pub struct IngestConfig {
     pub sampler_buffer: ByteSize,
 }
 
-/// The embedded storage engine.
+/// Where spans are stored, and the embedded engine's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// `local` (the embedded engine, default) or `clickhouse` (`CLEW_STORAGE`).
+    pub backend: StorageBackend,
     /// The in-memory head is written to segments once it holds this much.
     pub head_flush_bytes: ByteSize,
     /// While the head holds this much, writes are refused with "retry later" (503).
@@ -243,6 +355,7 @@ impl Default for Config {
             listen: ListenConfig::default(),
             ingest: IngestConfig::default(),
             storage: StorageConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
             rollups: RollupConfig::default(),
             auth: AuthConfig::default(),
             tenancy: TenancyConfig::default(),
@@ -270,6 +383,7 @@ impl Default for IngestConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            backend: StorageBackend::Local,
             head_flush_bytes: ByteSize::mib(64),
             head_max_bytes: ByteSize::mib(256),
             flush_interval: Duration::from_secs(30),
@@ -335,6 +449,7 @@ impl Config {
                 .transpose()?,
         };
         config.apply(&from_env);
+        config.apply_backends(env)?;
         config.apply(flags);
         config.validate()?;
         Ok(config)
@@ -356,6 +471,41 @@ impl Config {
         if let Some(mode) = overrides.auth {
             self.auth.mode = mode;
         }
+    }
+
+    /// The backends and their addresses from `CLEW_STORAGE`, `CLEW_CLICKHOUSE_*`,
+    /// `CLEW_METADATA`, `CLEW_POSTGRES_URL`, `CLEW_LIMITS` and `CLEW_REDIS_URL`.
+    fn apply_backends(&mut self, env: &HashMap<String, String>) -> Result<()> {
+        let get = |name: &str| env.get(name).filter(|v| !v.is_empty());
+        if let Some(v) = get("CLEW_STORAGE") {
+            self.storage.backend = parse_choice("CLEW_STORAGE", v, "local or clickhouse")?;
+        }
+        if let Some(v) = get("CLEW_METADATA") {
+            self.tenancy.metadata = parse_choice("CLEW_METADATA", v, "sqlite or postgres")?;
+        }
+        if let Some(v) = get("CLEW_LIMITS") {
+            self.tenancy.limits = parse_choice("CLEW_LIMITS", v, "local or redis")?;
+        }
+        let clickhouse = &mut self.clickhouse;
+        for (name, field) in [
+            ("CLEW_CLICKHOUSE_URL", &mut clickhouse.url),
+            ("CLEW_CLICKHOUSE_DATABASE", &mut clickhouse.database),
+            ("CLEW_CLICKHOUSE_USER", &mut clickhouse.user),
+            ("CLEW_CLICKHOUSE_CLUSTER", &mut clickhouse.cluster),
+            ("CLEW_POSTGRES_URL", &mut self.tenancy.metadata_url),
+            ("CLEW_REDIS_URL", &mut self.tenancy.redis_url),
+        ] {
+            if let Some(v) = get(name) {
+                v.clone_into(field);
+            }
+        }
+        if let Some(v) = get("CLEW_CLICKHOUSE_SHARDS") {
+            clickhouse.shards = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("CLEW_CLICKHOUSE_PASSWORD") {
+            clickhouse.password = Secret(v.clone());
+        }
+        Ok(())
     }
 
     /// Checks what no single field can: consistent sizes, and no unauthenticated listener
@@ -397,6 +547,50 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "tenancy.rate_window and tenancy.maintenance_interval must be more than zero".into(),
             ));
+        }
+        let url = &self.tenancy.metadata_url;
+        match self.tenancy.metadata {
+            MetadataBackend::Postgres if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                return Err(ConfigError::Invalid(format!(
+                    "tenancy.metadata = \"postgres\" needs a postgres:// URL in tenancy.metadata_url or \
+                     CLEW_POSTGRES_URL (got {url:?})"
+                )));
+            }
+            MetadataBackend::Sqlite if !url.is_empty() && !url.starts_with("sqlite:") => {
+                return Err(ConfigError::Invalid(format!(
+                    "tenancy.metadata_url {url:?} is not a sqlite: URL; for PostgreSQL set tenancy.metadata = \
+                     \"postgres\" (CLEW_METADATA=postgres)"
+                )));
+            }
+            _ => {}
+        }
+        if self.tenancy.limits == LimitsBackend::Redis && !self.tenancy.redis_url.starts_with("redis://") {
+            return Err(ConfigError::Invalid(format!(
+                "tenancy.limits = \"redis\" needs a redis:// URL in tenancy.redis_url or CLEW_REDIS_URL (got {:?})",
+                self.tenancy.redis_url
+            )));
+        }
+        if self.storage.backend == StorageBackend::Clickhouse {
+            let clickhouse = &self.clickhouse;
+            if !clickhouse.url.starts_with("http://") && !clickhouse.url.starts_with("https://") {
+                return Err(ConfigError::Invalid(format!(
+                    "clickhouse.url {:?} (CLEW_CLICKHOUSE_URL): use ClickHouse's HTTP interface, e.g. \
+                     http://127.0.0.1:8123",
+                    clickhouse.url
+                )));
+            }
+            if !clickhouse.cluster.is_empty() && clickhouse.shards.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "clickhouse.cluster = {:?} needs clickhouse.shards: the HTTP URL of each shard \
+                     (CLEW_CLICKHOUSE_SHARDS, comma-separated)",
+                    clickhouse.cluster
+                )));
+            }
+            if clickhouse.batch_max_spans == 0 || clickhouse.insert_timeout.is_zero() {
+                return Err(ConfigError::Invalid(
+                    "clickhouse.batch_max_spans and clickhouse.insert_timeout must be more than zero".into(),
+                ));
+            }
         }
         if storage.flush_interval.is_zero() {
             return Err(ConfigError::Invalid("storage.flush_interval must be more than zero".into()));
@@ -471,6 +665,53 @@ mod tests {
         assert_eq!(config.auth.mode, AuthMode::Required);
         let err = Config::load(None, &env(&[("CLEW_AUTH", "maybe")]), &flags).unwrap_err().to_string();
         assert!(err.contains("CLEW_AUTH") && err.contains("off or required"), "{err}");
+    }
+
+    #[test]
+    fn cluster_backends_come_from_the_environment() {
+        let config = Config::load(
+            None,
+            &env(&[
+                ("CLEW_STORAGE", "clickhouse"),
+                ("CLEW_CLICKHOUSE_URL", "http://ch:8123"),
+                ("CLEW_CLICKHOUSE_DATABASE", "traces"),
+                ("CLEW_CLICKHOUSE_CLUSTER", "main"),
+                ("CLEW_CLICKHOUSE_SHARDS", "http://ch1:8123, http://ch2:8123"),
+                ("CLEW_CLICKHOUSE_PASSWORD", "s3cret"),
+                ("CLEW_METADATA", "postgres"),
+                ("CLEW_POSTGRES_URL", "postgres://clew@pg/clew"),
+                ("CLEW_LIMITS", "redis"),
+                ("CLEW_REDIS_URL", "redis://redis:6379"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::Clickhouse);
+        assert_eq!((config.clickhouse.url.as_str(), config.clickhouse.database.as_str()), ("http://ch:8123", "traces"));
+        assert_eq!(config.clickhouse.shards, ["http://ch1:8123", "http://ch2:8123"]);
+        assert_eq!(config.tenancy.metadata, MetadataBackend::Postgres);
+        assert_eq!(config.metadata_url(), "postgres://clew@pg/clew");
+        assert_eq!(config.tenancy.limits, LimitsBackend::Redis);
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn cluster_backends_without_their_addresses_are_refused() {
+        let err = Config::load(None, &env(&[("CLEW_METADATA", "postgres")]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("CLEW_POSTGRES_URL"), "{err}");
+        let err = Config::load(None, &env(&[("CLEW_LIMITS", "redis")]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("CLEW_REDIS_URL"), "{err}");
+        let err = Config::load(None, &env(&[("CLEW_STORAGE", "cassandra")]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("local or clickhouse"), "{err}");
+        let err = Config::from_toml("[clickhouse]\npassword = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `password`"), "{err}");
+        let err = Config::load(
+            None,
+            &env(&[("CLEW_STORAGE", "clickhouse"), ("CLEW_CLICKHOUSE_CLUSTER", "main")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CLEW_CLICKHOUSE_SHARDS"), "{err}");
     }
 
     #[test]

@@ -1,18 +1,22 @@
-//! The composition root: the only crate that picks a storage backend. It turns a [`Config`]
-//! into running listeners (OTLP/gRPC, OTLP/HTTP, the HTTP API) over one storage engine, and
-//! shuts them down in order: stop accepting, finish requests in flight, flush storage.
+//! The composition root: the only crate that picks backends. It turns a [`Config`] into
+//! running listeners (OTLP/gRPC, OTLP/HTTP, the HTTP API) over one span store (the embedded
+//! engine or ClickHouse), one metadata store (SQLite or PostgreSQL) and one rate limiter (in
+//! process or Redis), and shuts them down in order: stop accepting, finish requests in flight,
+//! flush storage.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clew_config::{AuthMode, Bootstrap, Config, ConfigError};
+use clew_api::Dependency;
+use clew_config::{AuthMode, Bootstrap, Config, ConfigError, LimitsBackend, StorageBackend};
 use clew_ingest::Ingest;
 use clew_sampler::{Sampler, SamplerOptions};
 use clew_storage::{Storage, StorageError};
+use clew_store_clickhouse::{ClickHouseOptions, ClickHouseStore};
 use clew_store_local::{BuilderOptions, EngineOptions, LocalEngine};
-use clew_tenancy::{Limits, Metadata, SystemClock, Tenancy, TenancyOptions};
+use clew_tenancy::{Clock, Limits, Metadata, RedisRateLimiter, SystemClock, Tenancy, TenancyOptions};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,6 +39,14 @@ pub enum ServerError {
     },
     #[error("{what} listener failed: {reason}")]
     Serve { what: &'static str, reason: String },
+    #[error("open ClickHouse storage at {url}: {source}")]
+    ClickHouse {
+        url: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("connect to Redis for the shared rate limit: {0}")]
+    Redis(String),
     #[error("flush storage at shutdown: {0}")]
     Shutdown(#[source] StorageError),
     #[error("open the metadata store: {0}")]
@@ -48,7 +60,22 @@ pub enum ServerError {
 /// How often usage counted in memory is added to the metadata store.
 const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn tenancy(config: &Config, bootstrap: &Bootstrap) -> Result<Tenancy, ServerError> {
+/// The metadata store (SQLite or PostgreSQL), with its schema brought up to date.
+async fn metadata(config: &Config) -> Result<Metadata, ServerError> {
+    if config.tenancy.metadata_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Storage {
+            dir: config.data_dir.display().to_string(),
+            source: StorageError::internal("create the data directory", e),
+        })?;
+    }
+    Metadata::connect(&config.metadata_url()).await.map_err(ServerError::Metadata)
+}
+
+async fn tenancy(
+    config: &Config,
+    bootstrap: &Bootstrap,
+    dependencies: &mut Vec<Arc<dyn Dependency>>,
+) -> Result<Tenancy, ServerError> {
     let settings = &config.tenancy;
     let options = TenancyOptions {
         auth_required: config.auth.mode == AuthMode::Required,
@@ -60,14 +87,24 @@ async fn tenancy(config: &Config, bootstrap: &Bootstrap) -> Result<Tenancy, Serv
         },
         rate_window: settings.rate_window,
     };
-    if config.tenancy.metadata_url.is_empty() {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServerError::Storage {
-            dir: config.data_dir.display().to_string(),
-            source: StorageError::internal("create the data directory", e),
-        })?;
+    let metadata = metadata(config).await?;
+    if config.tenancy.metadata == clew_config::MetadataBackend::Postgres {
+        dependencies.push(Arc::new(PostgresHealth(metadata.clone())));
     }
-    let metadata = Metadata::connect(&config.metadata_url()).await.map_err(ServerError::Metadata)?;
-    let tenancy = Tenancy::local(metadata, options).await.map_err(ServerError::Tenancy)?;
+    let tenancy = match settings.limits {
+        LimitsBackend::Local => Tenancy::local(metadata, options).await,
+        LimitsBackend::Redis => {
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let limiter = Arc::new(
+                RedisRateLimiter::connect(&settings.redis_url, settings.rate_window, clock.clone())
+                    .await
+                    .map_err(ServerError::Redis)?,
+            );
+            dependencies.push(Arc::new(RedisHealth(limiter.clone(), settings.redis_url.clone())));
+            Tenancy::new(metadata, options, clock, limiter).await
+        }
+    }
+    .map_err(ServerError::Tenancy)?;
     if config.auth.mode == AuthMode::Required {
         let created = tenancy
             .bootstrap_admin(bootstrap.admin_token.as_deref(), bootstrap.admin_password.as_deref())
@@ -79,6 +116,118 @@ async fn tenancy(config: &Config, bootstrap: &Bootstrap) -> Result<Tenancy, Serv
         }
     }
     Ok(tenancy)
+}
+
+struct PostgresHealth(Metadata);
+
+#[async_trait::async_trait]
+impl Dependency for PostgresHealth {
+    fn name(&self) -> String {
+        "postgres".into()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct RedisHealth(Arc<RedisRateLimiter>, String);
+
+#[async_trait::async_trait]
+impl Dependency for RedisHealth {
+    fn name(&self) -> String {
+        format!("redis {}", self.1)
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await
+    }
+}
+
+struct ClickHouseHealth(Arc<ClickHouseStore>);
+
+#[async_trait::async_trait]
+impl Dependency for ClickHouseHealth {
+    fn name(&self) -> String {
+        "clickhouse".into()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let failed: Vec<String> = self
+            .0
+            .health()
+            .await
+            .into_iter()
+            .filter_map(|(server, outcome)| outcome.err().map(|e| format!("{server}: {e}")))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+}
+
+/// The ClickHouse backend's options from the configuration.
+pub fn clickhouse_options(config: &Config) -> ClickHouseOptions {
+    let clickhouse = &config.clickhouse;
+    ClickHouseOptions {
+        user: clickhouse.user.clone(),
+        password: clickhouse.password.0.clone(),
+        cluster: Some(clickhouse.cluster.clone()).filter(|c| !c.is_empty()),
+        shards: clickhouse.shards.clone(),
+        batch_max_spans: clickhouse.batch_max_spans,
+        batch_max_wait: clickhouse.batch_max_wait,
+        insert_timeout: clickhouse.insert_timeout,
+        query_timeout: clickhouse.query_timeout,
+        max_pending_bytes: usize::try_from(clickhouse.max_pending_bytes.as_u64()).unwrap_or(usize::MAX),
+        migrate: clickhouse.migrate,
+        rollups: rollup_options(config),
+        ..ClickHouseOptions::new(&clickhouse.url, &clickhouse.database)
+    }
+}
+
+/// Opens the configured span store.
+async fn storage(
+    config: &Config,
+    registry: &mut Registry,
+    dependencies: &mut Vec<Arc<dyn Dependency>>,
+) -> Result<Arc<dyn Storage>, ServerError> {
+    Ok(match config.storage.backend {
+        StorageBackend::Local => Arc::new(
+            LocalEngine::open(engine_options(config), registry)
+                .await
+                .map_err(|source| ServerError::Storage { dir: config.data_dir.display().to_string(), source })?,
+        ),
+        StorageBackend::Clickhouse => {
+            let store = Arc::new(
+                ClickHouseStore::open(clickhouse_options(config))
+                    .await
+                    .map_err(|source| ServerError::ClickHouse { url: config.clickhouse.url.clone(), source })?,
+            );
+            dependencies.push(Arc::new(ClickHouseHealth(store.clone())));
+            store
+        }
+    })
+}
+
+/// Brings every schema the configuration names up to date (`clew admin migrate`): the
+/// metadata store's, and ClickHouse's on every shard. Says what it did, line by line.
+pub async fn migrate(config: &Config) -> Result<Vec<String>, ServerError> {
+    metadata(config).await?;
+    let mut report = vec![format!("metadata ({:?}): up to date", config.tenancy.metadata).to_lowercase()];
+    if config.storage.backend == StorageBackend::Clickhouse {
+        let applied = clew_store_clickhouse::migrate(&clickhouse_options(config))
+            .await
+            .map_err(|source| ServerError::ClickHouse { url: config.clickhouse.url.clone(), source })?;
+        for (server, versions) in applied {
+            report.push(match versions.as_slice() {
+                [] => format!("clickhouse {server}: up to date"),
+                versions => format!("clickhouse {server}: applied schema versions {versions:?}"),
+            });
+        }
+    }
+    Ok(report)
 }
 
 /// Adds counted usage to the metadata store now and then, and enforces retention and quotas
@@ -129,13 +278,17 @@ fn engine_options(config: &Config) -> EngineOptions {
         wal_max_pending_bytes: storage.wal_max_pending_bytes.as_u64(),
         compaction_min_segments: storage.compaction_min_segments,
         compaction_target_spans: storage.compaction_target_spans,
-        rollups: BuilderOptions {
-            dimensions: config.rollups.dimensions.clone(),
-            call_dimensions: config.rollups.call_dimensions.clone(),
-            window: config.rollups.pair_window,
-            ..BuilderOptions::default()
-        },
+        rollups: rollup_options(config),
         ..EngineOptions::new(&config.data_dir)
+    }
+}
+
+fn rollup_options(config: &Config) -> BuilderOptions {
+    BuilderOptions {
+        dimensions: config.rollups.dimensions.clone(),
+        call_dimensions: config.rollups.call_dimensions.clone(),
+        window: config.rollups.pair_window,
+        ..BuilderOptions::default()
     }
 }
 
@@ -152,11 +305,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let mut registry = Registry::default();
-    let engine = LocalEngine::open(engine_options(&config), &mut registry)
-        .await
-        .map_err(|source| ServerError::Storage { dir: config.data_dir.display().to_string(), source })?;
-    let storage: Arc<dyn Storage> = Arc::new(engine);
-    let tenancy = tenancy(&config, &bootstrap).await?;
+    let mut dependencies = Vec::new();
+    let storage = storage(&config, &mut registry, &mut dependencies).await?;
+    let tenancy = tenancy(&config, &bootstrap, &mut dependencies).await?;
     let max_request_bytes = usize::try_from(config.ingest.max_request_bytes.as_u64()).unwrap_or(usize::MAX);
     let pipeline_error =
         |e: clew_pipeline::RuleError| ServerError::Config(ConfigError::Invalid(format!("pipeline: {e}")));
@@ -200,6 +351,7 @@ pub async fn run(
         secure_cookies: config.auth.secure_cookies,
         pipeline: config.pipeline.clone(),
         listeners: bound,
+        dependencies,
     })
     .merge(ingest.zipkin_router())
     .merge(ingest.project_router());
@@ -222,7 +374,7 @@ pub async fn run(
         .add_service(ingest.grpc_service())
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), stopped());
 
-    tracing::info!(http = %bound.http, otlp_grpc = %bound.otlp_grpc, otlp_http = %bound.otlp_http, data_dir = %config.data_dir.display(), "clew is ready");
+    tracing::info!(http = %bound.http, otlp_grpc = %bound.otlp_grpc, otlp_http = %bound.otlp_http, storage = ?config.storage.backend, "clew is ready");
     on_bound(bound);
     let drained = stopped();
     tokio::spawn(async move {

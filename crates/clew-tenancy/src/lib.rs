@@ -3,11 +3,13 @@
 //! tokens carry scopes; every top-level namespace has an ingest rate limit, a retention period
 //! and a storage quota.
 //!
-//! Owns the metadata store ([`Metadata`], SQL through `sqlx`, SQLite embedded), who a request
-//! comes from and what it may do ([`Tenancy`], [`Caller`]), the sliding-window rate limiter
-//! ([`RateLimiter`]), usage accounting ([`Usage`]) and the retention and quota loop
-//! ([`maintenance`]). Receivers and APIs ask this crate for the storage tenant of a project;
-//! they never read the metadata tables themselves.
+//! Owns the metadata store ([`Metadata`], SQL through `sqlx`: SQLite embedded, or PostgreSQL
+//! shared by a cluster), who a request comes from and what it may do ([`Tenancy`], [`Caller`]),
+//! the sliding-window rate limiter ([`RateLimiter`]: in memory on one node,
+//! [`LocalRateLimiter`], or in Redis shared by a cluster, [`RedisRateLimiter`]), usage
+//! accounting ([`Usage`]) and the retention and quota loop ([`maintenance`]). Receivers and
+//! APIs ask this crate for the storage tenant of a project; they never read the metadata tables
+//! themselves.
 
 mod access;
 pub mod headers;
@@ -28,7 +30,7 @@ pub use metadata::{
     Limits, Member, MemberOf, Metadata, MetadataError, Namespace, NewToken, Project, RefusedCount, Token, TokenOwner,
     UsageDay, User,
 };
-pub use ratelimit::{LocalRateLimiter, RateLimited, RateLimiter};
+pub use ratelimit::{LocalRateLimiter, RateLimited, RateLimiter, RedisRateLimiter};
 pub use usage::{Refusal, Usage};
 
 /// A member's role in a namespace or project, from least to most powerful.

@@ -1,15 +1,17 @@
 //! The metadata store: users, namespaces, projects, memberships, tokens, sessions, limits and
 //! usage, in SQL that runs unchanged on SQLite (embedded) and PostgreSQL (`sqlx`'s `Any`
 //! driver; the migrations in `migrations/`). IDs are allocated as `MAX(id) + 1` inside the
-//! insert, so no backend-specific sequences are needed.
+//! insert, so no backend-specific sequences are needed; on PostgreSQL such inserts take a table
+//! lock so that concurrent ones (from any node) never pick the same ID.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Database, Postgres, Row};
 
 use crate::{Role, Scope};
 
@@ -284,9 +286,34 @@ impl Metadata {
         Ok(Self { pool })
     }
 
+    /// Whether the store answers (for health checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db("answer a health check"))?;
+        Ok(())
+    }
+
     /// The embedded store: a SQLite file, created when missing.
     pub async fn sqlite(path: &Path) -> Result<Self> {
         Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Runs `insert`, which allocates its ID as `MAX(id) + 1` in `table`, and returns its row.
+    /// Two such inserts on PostgreSQL could read the same maximum, and the second would fail on
+    /// the primary key as if the user had asked for something that exists already; there the
+    /// table is locked against other writers (not readers) until the insert commits. SQLite
+    /// runs one write at a time anyway.
+    async fn insert_with_id<'q>(
+        &self,
+        table: &str,
+        insert: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<AnyRow, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if tx.backend_name() == Postgres::NAME {
+            sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")).execute(&mut *tx).await?;
+        }
+        let row = insert.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     // Users.
@@ -298,17 +325,15 @@ impl Metadata {
         admin: bool,
         now: i64,
     ) -> Result<User> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO users (id, username, password_hash, admin, created_at) \
              SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4 FROM users RETURNING {USER_COLUMNS}"
-        ))
-        .bind(username)
-        .bind(password_hash)
-        .bind(i64::from(admin))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unique("create a user", || format!("a user named {username:?} exists already")))?;
+        );
+        let insert = sqlx::query(&sql).bind(username).bind(password_hash).bind(i64::from(admin)).bind(now);
+        let row = self
+            .insert_with_id("users", insert)
+            .await
+            .map_err(unique("create a user", || format!("a user named {username:?} exists already")))?;
         user_row(&row)
     }
 
@@ -379,19 +404,21 @@ impl Metadata {
     // Namespaces and projects.
 
     pub async fn create_namespace(&self, path: &str, name: &str, limits: Limits, now: i64) -> Result<Namespace> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO namespaces (id, path, name, ingest_bytes_per_second, retention_days, storage_quota_bytes, created_at) \
              SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5, $6 FROM namespaces RETURNING {NAMESPACE_COLUMNS}"
-        ))
-        .bind(path)
-        .bind(name)
-        .bind(limits.ingest_bytes_per_second.map(to_i64))
-        .bind(i64::from(limits.retention_days))
-        .bind(limits.storage_quota_bytes.map(to_i64))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unique("create a namespace", || format!("a namespace with path {path:?} exists already")))?;
+        );
+        let insert = sqlx::query(&sql)
+            .bind(path)
+            .bind(name)
+            .bind(limits.ingest_bytes_per_second.map(to_i64))
+            .bind(i64::from(limits.retention_days))
+            .bind(limits.storage_quota_bytes.map(to_i64))
+            .bind(now);
+        let row = self
+            .insert_with_id("namespaces", insert)
+            .await
+            .map_err(unique("create a namespace", || format!("a namespace with path {path:?} exists already")))?;
         namespace_row(&row)
     }
 
@@ -439,19 +466,16 @@ impl Metadata {
         tracing_enabled: bool,
         now: i64,
     ) -> Result<Project> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO projects (id, namespace_id, path, tenant, tracing_enabled, created_at) \
              SELECT COALESCE(MAX(id), 0) + 1, $1, $2, COALESCE($3, 'p' || CAST(COALESCE(MAX(id), 0) + 1 AS TEXT)), $4, $5 \
              FROM projects RETURNING {PROJECT_COLUMNS}"
-        ))
-        .bind(namespace_id)
-        .bind(path)
-        .bind(tenant)
-        .bind(i64::from(tracing_enabled))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unique("create a project", || format!("the namespace has a project with path {path:?} already")))?;
+        );
+        let insert =
+            sqlx::query(&sql).bind(namespace_id).bind(path).bind(tenant).bind(i64::from(tracing_enabled)).bind(now);
+        let row = self.insert_with_id("projects", insert).await.map_err(unique("create a project", || {
+            format!("the namespace has a project with path {path:?} already")
+        }))?;
         project_row(&row)
     }
 
@@ -598,21 +622,23 @@ impl Metadata {
             TokenOwner::Project(id) => (None, Some(id)),
         };
         let scopes = new.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO tokens (id, digest, name, user_id, project_id, role, scopes, expires_at, created_at) \
              SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, $5, $6, $7, $8 FROM tokens RETURNING {TOKEN_COLUMNS}"
-        ))
-        .bind(digest)
-        .bind(&new.name)
-        .bind(user_id)
-        .bind(project_id)
-        .bind(new.role.map(Role::level))
-        .bind(scopes)
-        .bind(new.expires_at)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unique("create a token", || "that token exists already; use another secret".into()))?;
+        );
+        let insert = sqlx::query(&sql)
+            .bind(digest)
+            .bind(&new.name)
+            .bind(user_id)
+            .bind(project_id)
+            .bind(new.role.map(Role::level))
+            .bind(scopes)
+            .bind(new.expires_at)
+            .bind(now);
+        let row = self
+            .insert_with_id("tokens", insert)
+            .await
+            .map_err(unique("create a token", || "that token exists already; use another secret".into()))?;
         token_row(&row)
     }
 
@@ -825,94 +851,5 @@ impl TokenOwner {
             TokenOwner::User(id) => ("user_id", id),
             TokenOwner::Project(id) => ("project_id", id),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn store() -> (tempfile::TempDir, Metadata) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn namespaces_projects_members_and_roles() {
-        let (_dir, store) = store().await;
-        let alice = store.create_user("alice", Some("hash"), false, 1).await.unwrap();
-        let bob = store.create_user("bob", None, true, 1).await.unwrap();
-        assert_eq!((alice.id, bob.id), (1, 2));
-        assert!(matches!(store.create_user("alice", None, false, 1).await, Err(MetadataError::Conflict(_))));
-        let (found, hash) = store.user_by_name("alice").await.unwrap().unwrap();
-        assert_eq!((found, hash.as_deref()), (alice.clone(), Some("hash")));
-
-        let ns = store.create_namespace("team-a", "Team A", Limits::default(), 2).await.unwrap();
-        assert_eq!(store.namespace("team-a").await.unwrap().unwrap(), ns);
-        assert_eq!(store.namespace(&ns.id.to_string()).await.unwrap().unwrap(), ns);
-        assert!(store.namespace("nope").await.unwrap().is_none());
-        let web = store.create_project(ns.id, "web", None, false, 3).await.unwrap();
-        let default = store.create_project(ns.id, "default", Some("default"), true, 3).await.unwrap();
-        assert_eq!((web.tenant.as_str(), default.tenant.as_str()), ("p1", "default"));
-        assert_eq!(store.project_in(ns.id, "web").await.unwrap().unwrap(), web);
-        assert_eq!(store.project_in(ns.id, &web.id.to_string()).await.unwrap().unwrap(), web);
-        assert!(store.create_project(ns.id, "web", None, false, 3).await.is_err());
-
-        assert_eq!(store.project_role(alice.id, &web).await.unwrap(), None);
-        store.set_member(MemberOf::Namespace(ns.id), alice.id, Role::Reporter).await.unwrap();
-        assert_eq!(store.project_role(alice.id, &web).await.unwrap(), Some(Role::Reporter));
-        store.set_member(MemberOf::Project(web.id), alice.id, Role::Maintainer).await.unwrap();
-        assert_eq!(store.project_role(alice.id, &web).await.unwrap(), Some(Role::Maintainer));
-        assert_eq!(store.project_role(alice.id, &default).await.unwrap(), Some(Role::Reporter));
-        store.set_member(MemberOf::Project(web.id), alice.id, Role::Guest).await.unwrap();
-        assert_eq!(store.project_role(alice.id, &web).await.unwrap(), Some(Role::Reporter));
-        assert_eq!(store.members(MemberOf::Project(web.id)).await.unwrap()[0].role, Role::Guest);
-
-        assert!(store.set_tracing(web.id, true).await.unwrap());
-        assert!(store.project(web.id).await.unwrap().unwrap().tracing_enabled);
-        let limits =
-            Limits { ingest_bytes_per_second: Some(1000), retention_days: 7, storage_quota_bytes: Some(1 << 30) };
-        store.set_limits(ns.id, limits).await.unwrap();
-        assert_eq!(store.namespace("team-a").await.unwrap().unwrap().limits, limits);
-
-        assert!(store.delete_user(alice.id).await.unwrap());
-        assert!(store.members(MemberOf::Namespace(ns.id)).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn tokens_sessions_and_usage() {
-        let (_dir, store) = store().await;
-        let user = store.create_user("carol", None, false, 1).await.unwrap();
-        let new = NewToken {
-            owner: TokenOwner::User(user.id),
-            name: "ci".into(),
-            role: None,
-            scopes: vec![Scope::ReadApi, Scope::WriteObservability],
-            expires_at: Some(100),
-        };
-        let token = store.create_token(&new, "digest-1", 5).await.unwrap();
-        assert_eq!(token.scopes, new.scopes);
-        assert!(token.is_active(99) && !token.is_active(100));
-        assert_eq!(store.token_by_digest("digest-1").await.unwrap().unwrap(), token);
-        assert!(!store.revoke_token(TokenOwner::Project(1), token.id, 6).await.unwrap());
-        assert!(store.revoke_token(TokenOwner::User(user.id), token.id, 6).await.unwrap());
-        assert!(!store.token_by_digest("digest-1").await.unwrap().unwrap().is_active(7));
-
-        store.create_session("s1", user.id, "csrf", 50, 1).await.unwrap();
-        assert_eq!(store.session("s1", 49).await.unwrap().unwrap().1, "csrf");
-        assert!(store.session("s1", 50).await.unwrap().is_none());
-        assert_eq!(store.delete_expired_sessions(60).await.unwrap(), 1);
-
-        let ns = store.create_namespace("n", "n", Limits::default(), 1).await.unwrap();
-        store.add_usage(ns.id, 10, 100, 2).await.unwrap();
-        store.add_usage(ns.id, 10, 50, 1).await.unwrap();
-        store.add_refusals(ns.id, 11, "rate_limited", 1, 70).await.unwrap();
-        store.add_refusals(ns.id, 11, "rate_limited", 2, 30).await.unwrap();
-        let usage = store.usage(ns.id, 0).await.unwrap();
-        assert_eq!(usage.len(), 2);
-        assert_eq!((usage[0].day, usage[0].ingested_bytes, usage[0].ingested_spans), (10, 150, 3));
-        assert_eq!(usage[1].refused["rate_limited"], RefusedCount { requests: 3, bytes: 100 });
-        assert_eq!(store.usage(ns.id, 11).await.unwrap().len(), 1);
     }
 }

@@ -2,16 +2,23 @@
 //! Cloudflare describes it. The rate over the last window is taken to be the current window's
 //! count plus the previous window's count weighted by how much of it the sliding window still
 //! covers. A request is admitted when that estimate plus its own size stays within the
-//! allowance (`bytes_per_second × window`); a refused request counts for nothing.
+//! allowance (`bytes_per_second × window`); a refused request counts for nothing. One node
+//! keeps the windows in memory ([`LocalRateLimiter`]); a cluster keeps them in Redis
+//! ([`RedisRateLimiter`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError, Script};
 
 use crate::Clock;
+
+/// Windows shorter than this are taken to be this long.
+const SHORTEST_WINDOW: Duration = Duration::from_millis(1);
 
 /// Why a request was refused, and when to try again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,8 +60,23 @@ pub struct LocalRateLimiter {
 
 impl LocalRateLimiter {
     pub fn new(window: Duration, clock: Arc<dyn Clock>) -> Self {
-        Self { window: window.max(Duration::from_millis(1)), clock, windows: Mutex::new(HashMap::new()) }
+        Self { window: window.max(SHORTEST_WINDOW), clock, windows: Mutex::new(HashMap::new()) }
     }
+}
+
+/// Where `now` falls: the index of the current fixed window (time / window length) and how far
+/// into it `now` is.
+fn position(clock: &dyn Clock, window: Duration) -> (u64, Duration) {
+    let now = clock.unix_nanos();
+    let window_nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    (now / window_nanos, Duration::from_nanos(now % window_nanos))
+}
+
+/// The terms [`decide`] computes with: the window in seconds, how far into it `now` is in
+/// seconds (at most the window), and the allowance in bytes.
+fn terms(elapsed: Duration, window: Duration, bytes_per_second: u64) -> (f64, f64, u64) {
+    let w = window.as_secs_f64();
+    (w, elapsed.as_secs_f64().min(w), (bytes_per_second as f64 * w) as u64)
 }
 
 /// The decision for one request given the counts of the two windows. `elapsed` is how far
@@ -69,12 +91,10 @@ pub(crate) fn decide(
     bytes: u64,
     bytes_per_second: u64,
 ) -> Result<(), RateLimited> {
-    let w = window.as_secs_f64();
-    let allowance = (bytes_per_second as f64 * w) as u64;
+    let (w, t, allowance) = terms(elapsed, window, bytes_per_second);
     if bytes > allowance {
         return Err(RateLimited::TooLarge { namespace, bytes, allowance, bytes_per_second });
     }
-    let t = elapsed.as_secs_f64().min(w);
     let estimate = previous as f64 * (w - t) / w + current as f64;
     if estimate + bytes as f64 <= allowance as f64 {
         return Ok(());
@@ -97,10 +117,7 @@ pub(crate) fn decide(
 #[async_trait]
 impl RateLimiter for LocalRateLimiter {
     async fn admit(&self, namespace: i64, bytes: u64, bytes_per_second: u64) -> Result<(), RateLimited> {
-        let now = self.clock.unix_nanos();
-        let window_nanos = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
-        let index = now / window_nanos;
-        let elapsed = Duration::from_nanos(now % window_nanos);
+        let (index, elapsed) = position(&*self.clock, self.window);
         let mut windows = self.windows.lock();
         let entry = windows.entry(namespace).or_default();
         if entry.index != index {
@@ -111,6 +128,147 @@ impl RateLimiter for LocalRateLimiter {
         decide(namespace, entry.previous, entry.current, elapsed, self.window, bytes, bytes_per_second)?;
         entry.current += bytes;
         Ok(())
+    }
+}
+
+/// The sliding-window limiter of a cluster: every node counts in the same Redis, so a
+/// namespace's limit holds across all of them. Each fixed window of a namespace is one counter,
+/// `clew:rate:{namespace}:index` (the braces are a Redis Cluster hash tag: both windows of a
+/// namespace live in one slot), kept for two windows after its last increment. One Lua script
+/// reads both windows, decides like [`LocalRateLimiter`] and adds the request only when it is
+/// admitted, so no two nodes can both take the last of an allowance. Windows are placed by each
+/// node's clock, which should be synchronised (NTP).
+///
+/// When Redis cannot be reached or fails, requests are admitted (fail open) and a warning is
+/// logged at most every 10 seconds: a lost limiter must not stop ingest, and retention and
+/// storage quotas still bound what a namespace keeps. The connection is re-established as
+/// requests come; until then each waits at most for one connection attempt (1 s) and one
+/// answer (0.5 s) before it is admitted.
+pub struct RedisRateLimiter {
+    connection: ConnectionManager,
+    /// The URL without its password, for messages.
+    url: String,
+    window: Duration,
+    clock: Arc<dyn Clock>,
+    admit: Script,
+    /// When the last warning about Redis was logged.
+    warned: Mutex<Option<Instant>>,
+}
+
+/// Admits a request when it fits, computing exactly what [`decide`] does (Lua's numbers are the
+/// same doubles). KEYS: the previous and the current window's counts. ARGV: the request's
+/// bytes, the window and how far into it `now` is (seconds), the allowance (bytes) and how long
+/// to keep the current window's count (milliseconds). Returns whether the request was admitted
+/// and both counts before it.
+const ADMIT: &str = r"
+local previous = tonumber(redis.call('GET', KEYS[1]) or '0')
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+local w = tonumber(ARGV[2])
+if previous * (w - tonumber(ARGV[3])) / w + current + tonumber(ARGV[1]) > tonumber(ARGV[4]) then
+    return {0, previous, current}
+end
+redis.call('INCRBY', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {1, previous, current}
+";
+
+/// How long a connection attempt to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long Redis may take to answer.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Redis failing is logged at most this often.
+const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+impl RedisRateLimiter {
+    /// Connects to the Redis at `url` (`redis://[[user]:password@]host[:port][/db]`) and checks
+    /// that it answers.
+    pub async fn connect(url: &str, window: Duration, clock: Arc<dyn Clock>) -> Result<Self, String> {
+        let shown = without_password(url);
+        let client = Client::open(url).map_err(|e| {
+            format!("the Redis URL {shown} is not valid ({e}); write it as redis://[[user]:password@]host[:port][/db]")
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let connection = ConnectionManager::new_with_config(client, config).await.map_err(|e| {
+            format!(
+                "cannot connect to Redis at {shown} ({e}); check that Redis runs there and that this node can reach it"
+            )
+        })?;
+        let limiter = Self {
+            connection,
+            url: shown,
+            window: window.max(SHORTEST_WINDOW),
+            clock,
+            admit: Script::new(ADMIT),
+            warned: Mutex::new(None),
+        };
+        limiter.ping().await?;
+        Ok(limiter)
+    }
+
+    /// Checks that Redis answers, for health checks.
+    pub async fn ping(&self) -> Result<(), String> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.connection.clone())
+            .await
+            .map_err(|e| format!("Redis at {} does not answer PING ({e})", self.url))
+    }
+
+    fn warn(&self, error: &RedisError) {
+        let now = Instant::now();
+        let mut warned = self.warned.lock();
+        if warned.is_none_or(|at| now.duration_since(at) >= WARNING_INTERVAL) {
+            *warned = Some(now);
+            tracing::warn!(
+                url = %self.url,
+                %error,
+                "the rate limiter cannot use Redis; admitting requests without a limit until it can"
+            );
+        }
+    }
+}
+
+/// `url` with its password, if any, masked.
+fn without_password(url: &str) -> String {
+    let masked = url.split_once("://").and_then(|(scheme, rest)| {
+        let (userinfo, host) = rest.rsplit_once('@')?;
+        let (user, _password) = userinfo.split_once(':')?;
+        Some(format!("{scheme}://{user}:***@{host}"))
+    });
+    masked.unwrap_or_else(|| url.to_owned())
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn admit(&self, namespace: i64, bytes: u64, bytes_per_second: u64) -> Result<(), RateLimited> {
+        let (index, elapsed) = position(&*self.clock, self.window);
+        let (w, t, allowance) = terms(elapsed, self.window, bytes_per_second);
+        let key = |index: u64| format!("clew:rate:{{{namespace}}}:{index}");
+        let keep = u64::try_from(self.window.saturating_mul(2).as_millis()).unwrap_or(u64::MAX);
+        let counted: Result<(bool, u64, u64), RedisError> = self
+            .admit
+            .key(key(index.wrapping_sub(1)))
+            .key(key(index))
+            .arg(bytes)
+            .arg(w)
+            .arg(t)
+            .arg(allowance)
+            .arg(keep)
+            .invoke_async(&mut self.connection.clone())
+            .await;
+        match counted {
+            Ok((true, ..)) => Ok(()),
+            // The script refused; `decide`, computing the same, says why.
+            Ok((false, previous, current)) => {
+                decide(namespace, previous, current, elapsed, self.window, bytes, bytes_per_second)
+            }
+            Err(error) => {
+                self.warn(&error);
+                Ok(())
+            }
+        }
     }
 }
 

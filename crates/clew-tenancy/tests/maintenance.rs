@@ -1,6 +1,9 @@
-//! Retention and quotas against the real embedded engine, with a clock the test moves.
+//! Retention and quotas against the real embedded engine, with a clock the test moves, on
+//! each metadata store.
 
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,6 +13,7 @@ use clew_storage::{SpanWriter, Storage, TraceReader};
 use clew_store_local::{EngineOptions, LocalEngine};
 use clew_tenancy::maintenance::{enforce, Reason};
 use clew_tenancy::{Limits, LocalRateLimiter, ManualClock, Metadata, Tenancy, TenancyOptions};
+use common::each_store;
 use prometheus_client::registry::Registry;
 
 const DAY: u64 = 86_400;
@@ -31,13 +35,12 @@ struct World {
     clock: Arc<ManualClock>,
 }
 
-async fn world() -> World {
+async fn world(metadata: Metadata) -> World {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(
         LocalEngine::open(EngineOptions::new(dir.path().join("data")), &mut Registry::default()).await.unwrap(),
     );
     let clock = Arc::new(ManualClock::at(UNIX_EPOCH + Duration::from_secs(TODAY * DAY + 12 * 3600)));
-    let metadata = Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap();
     let limiter = Arc::new(LocalRateLimiter::new(Duration::from_secs(10), clock.clone()));
     let tenancy = Tenancy::new(metadata, TenancyOptions::default(), clock.clone(), limiter).await.unwrap();
     World { _dir: dir, engine, tenancy, clock }
@@ -72,70 +75,80 @@ impl World {
 
 #[tokio::test]
 async fn retention_deletes_whole_days_older_than_the_period() {
-    let w = world().await;
-    let (_, [a, b]) = w.namespace("team", Limits { retention_days: 7, ..Limits::default() }).await;
-    let (_, [other, _]) = w.namespace("other", Limits { retention_days: 30, ..Limits::default() }).await;
-    // 8 days old, exactly 7 days old (its start is older than 7 days, its end is not), today.
-    w.write(&a, 1, TODAY - 8).await;
-    w.write(&b, 2, TODAY - 8).await;
-    w.write(&a, 3, TODAY - 7).await;
-    w.write(&a, 4, TODAY).await;
-    w.write(&other, 5, TODAY - 8).await;
-    w.engine.flush().await.unwrap();
+    each_store(async |metadata| {
+        let w = world(metadata).await;
+        let (_, [a, b]) = w.namespace("team", Limits { retention_days: 7, ..Limits::default() }).await;
+        let (_, [other, _]) = w.namespace("other", Limits { retention_days: 30, ..Limits::default() }).await;
+        // 8 days old, exactly 7 days old (its start is older than 7 days, its end is not), today.
+        w.write(&a, 1, TODAY - 8).await;
+        w.write(&b, 2, TODAY - 8).await;
+        w.write(&a, 3, TODAY - 7).await;
+        w.write(&a, 4, TODAY).await;
+        w.write(&other, 5, TODAY - 8).await;
+        w.engine.flush().await.unwrap();
 
-    let dropped = enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
-    let mut dropped_days: Vec<_> = dropped.iter().map(|d| (d.project_id, d.day, d.reason)).collect();
-    dropped_days.sort();
-    let day = (TODAY - 8) as u32;
-    assert_eq!(dropped_days, vec![(a.id, day, Reason::Retention), (b.id, day, Reason::Retention)]);
-    assert!(dropped.iter().all(|d| d.spans > 0 && d.bytes > 0), "{dropped:?}");
-    assert!(!w.present(&a, 1).await && !w.present(&b, 2).await);
-    assert!(w.present(&a, 3).await && w.present(&a, 4).await, "younger days stay");
-    assert!(w.present(&other, 5).await, "another namespace's retention is its own");
+        let dropped = enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
+        let mut dropped_days: Vec<_> = dropped.iter().map(|d| (d.project_id, d.day, d.reason)).collect();
+        dropped_days.sort();
+        let day = (TODAY - 8) as u32;
+        assert_eq!(dropped_days, vec![(a.id, day, Reason::Retention), (b.id, day, Reason::Retention)]);
+        assert!(dropped.iter().all(|d| d.spans > 0 && d.bytes > 0), "{dropped:?}");
+        assert!(!w.present(&a, 1).await && !w.present(&b, 2).await);
+        assert!(w.present(&a, 3).await && w.present(&a, 4).await, "younger days stay");
+        assert!(w.present(&other, 5).await, "another namespace's retention is its own");
 
-    // A day later, the 7-day-old day has aged out too; running again deletes nothing else.
-    w.clock.advance(Duration::from_secs(DAY));
-    let dropped = enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
-    assert_eq!(dropped.iter().map(|d| (d.project_id, d.day)).collect::<Vec<_>>(), vec![(a.id, (TODAY - 7) as u32)]);
-    assert!(enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap().is_empty());
-    assert!(w.present(&a, 4).await);
+        // A day later, the 7-day-old day has aged out too; running again deletes nothing else.
+        w.clock.advance(Duration::from_secs(DAY));
+        let dropped = enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
+        assert_eq!(dropped.iter().map(|d| (d.project_id, d.day)).collect::<Vec<_>>(), vec![(a.id, (TODAY - 7) as u32)]);
+        assert!(enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap().is_empty());
+        assert!(w.present(&a, 4).await);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn over_quota_the_oldest_whole_day_goes_until_under() {
-    let w = world().await;
-    let (_, [a, b]) = w.namespace("team", Limits::default()).await;
-    for (trace, day) in [(1, TODAY - 3), (2, TODAY - 2), (3, TODAY - 1), (4, TODAY)] {
-        w.write(&a, trace, day).await;
-        w.write(&b, trace + 10, day).await;
-    }
-    w.engine.flush().await.unwrap();
-    let per_day: u64 = w.engine.days(&a.tenant.parse().unwrap()).await.unwrap()[0].bytes;
-    let mut total = 0;
-    for p in [&a, &b] {
-        total += w.engine.days(&p.tenant.parse().unwrap()).await.unwrap().iter().map(|d| d.bytes).sum::<u64>();
-    }
-    // Room for a bit more than two of the four days (of both projects).
-    let quota = total / 2 + per_day;
-    let ns = w.tenancy.metadata().namespace("team").await.unwrap().unwrap();
-    w.tenancy
-        .metadata()
-        .set_limits(ns.id, Limits { storage_quota_bytes: Some(quota), ..Limits::default() })
-        .await
-        .unwrap();
+    each_store(async |metadata| {
+        let w = world(metadata).await;
+        let (_, [a, b]) = w.namespace("team", Limits::default()).await;
+        for (trace, day) in [(1, TODAY - 3), (2, TODAY - 2), (3, TODAY - 1), (4, TODAY)] {
+            w.write(&a, trace, day).await;
+            w.write(&b, trace + 10, day).await;
+        }
+        w.engine.flush().await.unwrap();
+        let per_day: u64 = w.engine.days(&a.tenant.parse().unwrap()).await.unwrap()[0].bytes;
+        let mut total = 0;
+        for p in [&a, &b] {
+            total += w.engine.days(&p.tenant.parse().unwrap()).await.unwrap().iter().map(|d| d.bytes).sum::<u64>();
+        }
+        // Room for a bit more than two of the four days (of both projects).
+        let quota = total / 2 + per_day;
+        let ns = w.tenancy.metadata().namespace("team").await.unwrap().unwrap();
+        w.tenancy
+            .metadata()
+            .set_limits(ns.id, Limits { storage_quota_bytes: Some(quota), ..Limits::default() })
+            .await
+            .unwrap();
 
-    let dropped = enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
-    assert!(dropped.iter().all(|d| d.reason == Reason::Quota));
-    let mut days: Vec<u32> = dropped.iter().map(|d| d.day).collect();
-    days.dedup();
-    assert_eq!(days, vec![(TODAY - 3) as u32, (TODAY - 2) as u32], "oldest first, in every project at once");
-    assert_eq!(w.days(&a).await, vec![(TODAY - 1) as u32, TODAY as u32]);
-    assert_eq!(w.days(&b).await, vec![(TODAY - 1) as u32, TODAY as u32]);
-    assert!(!w.present(&b, 11).await && w.present(&b, 13).await);
+        let dropped = enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
+        assert!(dropped.iter().all(|d| d.reason == Reason::Quota));
+        let mut days: Vec<u32> = dropped.iter().map(|d| d.day).collect();
+        days.dedup();
+        assert_eq!(days, vec![(TODAY - 3) as u32, (TODAY - 2) as u32], "oldest first, in every project at once");
+        assert_eq!(w.days(&a).await, vec![(TODAY - 1) as u32, TODAY as u32]);
+        assert_eq!(w.days(&b).await, vec![(TODAY - 1) as u32, TODAY as u32]);
+        assert!(!w.present(&b, 11).await && w.present(&b, 13).await);
 
-    // Today is never deleted for the quota, even when it alone is over.
-    w.tenancy.metadata().set_limits(ns.id, Limits { storage_quota_bytes: Some(1), ..Limits::default() }).await.unwrap();
-    enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
-    assert_eq!(w.days(&a).await, vec![TODAY as u32]);
-    assert!(w.present(&a, 4).await && w.present(&b, 14).await);
+        // Today is never deleted for the quota, even when it alone is over.
+        w.tenancy
+            .metadata()
+            .set_limits(ns.id, Limits { storage_quota_bytes: Some(1), ..Limits::default() })
+            .await
+            .unwrap();
+        enforce(w.tenancy.metadata(), &*w.engine, &*w.clock).await.unwrap();
+        assert_eq!(w.days(&a).await, vec![TODAY as u32]);
+        assert!(w.present(&a, 4).await && w.present(&b, 14).await);
+    })
+    .await;
 }

@@ -58,6 +58,7 @@ pub(crate) async fn router_over(dir: tempfile::TempDir, engine: Arc<LocalEngine>
         secure_cookies: false,
         pipeline: clew_pipeline::PipelineSettings::default(),
         listeners: LISTENERS,
+        dependencies: Vec::new(),
     });
     App { router, engine, draining, _dir: dir }
 }
