@@ -141,16 +141,18 @@ async fn two_nodes_over_two_shards_lose_nothing_and_share_the_rate_limit() {
     }
     let wait = Duration::from_secs(120);
     tokio::time::timeout(wait, progress.wait_for(|&n| n >= 1_000)).await.expect("ingest through node A").unwrap();
-    let before_restart = *progress.borrow();
     phase("acknowledged 1000 traces; restarting ClickHouse");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/services");
     let restart = tokio::process::Command::new(script).args(["restart", "clickhouse-1", &services.state]).status();
     assert!(restart.await.unwrap().success(), "restart ClickHouse");
     phase("ClickHouse restarted");
-    tokio::time::timeout(wait, progress.wait_for(|&n| n >= before_restart + 1_000))
+    let after_restart = *progress.borrow();
+    tokio::time::timeout(wait, progress.wait_for(|&n| n >= after_restart + 1_000))
         .await
         .expect("ingest resumes after ClickHouse restarted")
         .unwrap();
+    let log = a.log();
+    assert!(log.contains("ClickHouse cannot take an insert now"), "node A never waited for ClickHouse: {log}");
     a.kill9();
     stop.store(true, Ordering::Release);
     phase("node A killed");
@@ -159,7 +161,7 @@ async fn two_nodes_over_two_shards_lose_nothing_and_share_the_rate_limit() {
         let (acked, _refused) = sender.await.unwrap();
         acknowledged.extend(acked);
     }
-    assert!(acknowledged.len() >= before_restart + 1_000, "{} traces acknowledged", acknowledged.len());
+    assert!(acknowledged.len() >= after_restart + 1_000, "{} traces acknowledged", acknowledged.len());
 
     phase(&format!("{} acknowledged traces to read", acknowledged.len()));
     // Every acknowledged trace reads whole through node B, which talks to the other shard.
