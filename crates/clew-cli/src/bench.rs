@@ -192,14 +192,7 @@ async fn bench_backend(name: &str, store: &std::sync::Arc<dyn Storage>, args: &B
     let end = clew_query::now_nanos();
     let range = clew_query::TimeRange { start: end - 3_600_000_000_000, end };
     for (label, traceql) in SEARCHES {
-        let search = clew_query::Search {
-            query: clew_traceql::parse(traceql)?,
-            range,
-            order: clew_query::Order::Newest,
-            limit: 20,
-            spans_per_trace: 3,
-            cursor: None,
-        };
+        let search = benchmark_search(traceql, range)?;
         let (p50, p99, found) = time(args.runs, || async {
             Ok(clew_query::search(&**store, &tenant, &search, &clew_query::Limits::default()).await?.traces.len())
         })
@@ -333,6 +326,18 @@ const SEARCHES: [(&str, &str); 4] = [
     ("structural", r#"{ resource.service.name = "frontend" } >> { span.http.response.status_code = 503 }"#),
 ];
 
+/// One of [`SEARCHES`] as the search API runs it: newest first, 20 traces.
+fn benchmark_search(traceql: &str, range: clew_query::TimeRange) -> anyhow::Result<clew_query::Search> {
+    Ok(clew_query::Search {
+        query: clew_traceql::parse(traceql)?,
+        range,
+        order: clew_query::Order::Newest,
+        limit: 20,
+        spans_per_trace: 3,
+        cursor: None,
+    })
+}
+
 async fn search(args: SearchArgs) -> anyhow::Result<()> {
     let mut registry = prometheus_client::registry::Registry::default();
     let options = EngineOptions { flush_interval: Duration::from_secs(3600), ..EngineOptions::new(&args.data_dir) };
@@ -349,14 +354,7 @@ async fn search(args: SearchArgs) -> anyhow::Result<()> {
     let end = clew_query::now_nanos();
     let range = clew_query::TimeRange { start: end.saturating_sub(args.lookback.as_nanos() as u64), end };
     for (label, traceql) in SEARCHES {
-        let search = clew_query::Search {
-            query: clew_traceql::parse(traceql)?,
-            range,
-            order: clew_query::Order::Newest,
-            limit: 20,
-            spans_per_trace: 3,
-            cursor: None,
-        };
+        let search = benchmark_search(traceql, range)?;
         let mut latencies = Vec::with_capacity(args.runs);
         let mut found = (0, 0);
         for run in 0..=args.runs {
