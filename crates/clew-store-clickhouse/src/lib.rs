@@ -311,7 +311,8 @@ impl ClickHouseStore {
         Ok(rows)
     }
 
-    /// `(day, table, rows, bytes)` of `tenant`'s partitions on every shard.
+    /// `(partition, day, table, rows, bytes)` of the partitions on every shard, only `tenant`'s
+    /// when given.
     async fn parts(&self, tenant: Option<&TenantId>) -> Result<Vec<(String, u32, String, u64, u64)>> {
         let names: Vec<String> = self.inner.tables.partitioned_local_names().iter().map(|n| quote(n)).collect();
         let prefix = tenant.map(|t| format!("('{}',", t.as_str()));
