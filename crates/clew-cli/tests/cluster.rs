@@ -33,21 +33,10 @@ struct Services {
 
 impl Services {
     fn from_env() -> Option<Self> {
-        let get = |name: &str| std::env::var(name).ok();
-        let (Some(shards), Some(postgres), Some(redis), Some(state)) = (
-            get("CLEW_TEST_CLICKHOUSE_SHARDS"),
-            get("CLEW_TEST_POSTGRES_URL"),
-            get("CLEW_TEST_REDIS_URL"),
-            get("CLEW_TEST_SERVICES"),
-        ) else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "the cluster test needs ClickHouse, PostgreSQL and Redis: start them with scripts/services start DIR \
-                 and export what it prints (scripts/test does)"
-            );
-            eprintln!("skipped: scripts/services has not started the cluster's servers");
-            return None;
-        };
+        let shards = clew_testkit::service_url("CLEW_TEST_CLICKHOUSE_SHARDS")?;
+        let postgres = clew_testkit::service_url("CLEW_TEST_POSTGRES_URL")?;
+        let redis = clew_testkit::service_url("CLEW_TEST_REDIS_URL")?;
+        let state = clew_testkit::service_url("CLEW_TEST_SERVICES")?;
         Some(Self { shards: shards.split(',').map(str::to_owned).collect(), postgres, redis, state })
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clew_tenancy::{LocalRateLimiter, ManualClock, RateLimited, RateLimiter, RedisRateLimiter};
-use common::server_url;
+use clew_testkit::service_url;
 
 const WINDOW: Duration = Duration::from_secs(10);
 
@@ -37,7 +37,7 @@ async fn nodes(url: &str, clock: &Arc<ManualClock>) -> [RedisRateLimiter; 2] {
 
 #[tokio::test]
 async fn nodes_share_one_limit() {
-    let Some(url) = server_url("CLEW_TEST_REDIS_URL") else { return };
+    let Some(url) = service_url("CLEW_TEST_REDIS_URL") else { return };
     let clock = clock();
     let [a, b] = nodes(&url, &clock).await;
     let (ns, other) = (namespace(), namespace());
@@ -56,7 +56,7 @@ async fn nodes_share_one_limit() {
 
 #[tokio::test]
 async fn refused_requests_count_for_nothing() {
-    let Some(url) = server_url("CLEW_TEST_REDIS_URL") else { return };
+    let Some(url) = service_url("CLEW_TEST_REDIS_URL") else { return };
     let clock = clock();
     let [a, b] = nodes(&url, &clock).await;
     let ns = namespace();
@@ -70,7 +70,7 @@ async fn refused_requests_count_for_nothing() {
 
 #[tokio::test]
 async fn decides_exactly_like_one_node() {
-    let Some(url) = server_url("CLEW_TEST_REDIS_URL") else { return };
+    let Some(url) = service_url("CLEW_TEST_REDIS_URL") else { return };
     let clock = clock();
     let nodes = nodes(&url, &clock).await;
     let local = LocalRateLimiter::new(WINDOW, clock.clone());
@@ -100,7 +100,7 @@ async fn decides_exactly_like_one_node() {
 
 #[tokio::test]
 async fn without_redis_requests_are_admitted() {
-    let Some(url) = server_url("CLEW_TEST_REDIS_URL") else { return };
+    let Some(url) = service_url("CLEW_TEST_REDIS_URL") else { return };
     let server = url.strip_prefix("redis://").unwrap().trim_end_matches('/').to_owned();
     let (proxy_url, proxy) = proxy(server).await;
     let limiter = RedisRateLimiter::connect(&proxy_url, WINDOW, clock()).await.unwrap();

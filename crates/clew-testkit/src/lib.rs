@@ -1,9 +1,26 @@
 //! What tests, `clew loadgen` and `clew bench` share: synthetic span workloads with the shape
 //! DESIGN.md calls "std" (and two others), and [`TestServer`], which runs the real `clew`
-//! binary on free loopback ports with a throwaway data directory.
+//! binary on free loopback ports with a throwaway data directory; [`service_url`], the
+//! servers `scripts/services` starts for tests.
 
 mod server;
 mod workload;
 
 pub use server::TestServer;
 pub use workload::{Profile, Workload};
+
+/// The URL of a server `scripts/services` started for tests, from environment variable `var`
+/// (`CLEW_TEST_CLICKHOUSE_URL`...), or `None` when it is not set: then a test returns early,
+/// except in CI (`CI=true`), where a missing server fails the test.
+pub fn service_url(var: &str) -> Option<String> {
+    if let Ok(url) = std::env::var(var) {
+        return Some(url);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{var} is not set: start the servers with scripts/services start DIR and export what it prints \
+         (scripts/test does)"
+    );
+    eprintln!("skipped: {var} is not set (scripts/services start DIR starts the servers)");
+    None
+}

@@ -10,14 +10,7 @@ use clew_store_clickhouse::ClickHouseOptions;
 /// Options for a fresh database on the test server, or `None` (outside CI) when no server was
 /// started; in CI (`CI=true`) a missing server fails the test.
 pub fn options(name: &str) -> Option<ClickHouseOptions> {
-    let Ok(url) = std::env::var("CLEW_TEST_CLICKHOUSE_URL") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CLEW_TEST_CLICKHOUSE_URL is not set: start the servers with scripts/services start (scripts/test does)"
-        );
-        eprintln!("skipped: CLEW_TEST_CLICKHOUSE_URL is not set (scripts/services start DIR sets it up)");
-        return None;
-    };
+    let url = clew_testkit::service_url("CLEW_TEST_CLICKHOUSE_URL")?;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let database = format!("clew_test_{name}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     Some(ClickHouseOptions::new(url, database))

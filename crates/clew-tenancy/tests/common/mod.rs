@@ -8,28 +8,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use clew_tenancy::Metadata;
 use sqlx::{Connection, Executor};
 
-/// The URL of a test server in environment variable `var`, or `None` (outside CI) when no
-/// server was started; in CI (`CI=true`) a missing server fails the test.
-pub fn server_url(var: &str) -> Option<String> {
-    let Ok(url) = std::env::var(var) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{var} is not set: start the servers with scripts/services start DIR and export what \
-             scripts/services env DIR prints (scripts/test does)"
-        );
-        eprintln!("{var} is not set: skipping what needs that server (scripts/services start DIR starts it)");
-        return None;
-    };
-    Some(url)
-}
-
 /// Runs `test` against a fresh SQLite store, then, when `CLEW_TEST_POSTGRES_URL` names a
 /// PostgreSQL server, against a fresh database on it (dropped when the test passes).
 pub async fn each_store(test: impl AsyncFn(Metadata)) {
     let dir = tempfile::tempdir().unwrap();
     test(Metadata::sqlite(&dir.path().join("metadata.sqlite")).await.unwrap()).await;
 
-    let Some(url) = server_url("CLEW_TEST_POSTGRES_URL") else { return };
+    let Some(url) = clew_testkit::service_url("CLEW_TEST_POSTGRES_URL") else { return };
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let database = format!("clew_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     sqlx::any::install_default_drivers();
