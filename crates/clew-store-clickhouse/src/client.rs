@@ -7,12 +7,8 @@ use bytes::Bytes;
 /// Why a statement failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClickHouseError {
-    #[error("cannot reach ClickHouse at {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    #[error("cannot reach ClickHouse at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("ClickHouse at {url} answered {status}: {message}")]
     Server { url: String, status: u16, code: Option<u32>, message: String },
 }
@@ -62,7 +58,8 @@ impl Client {
         if !self.user.is_empty() {
             request = request.basic_auth(&self.user, Some(&self.password));
         }
-        let unreachable = |source| ClickHouseError::Unreachable { url: self.url.clone(), source };
+        let unreachable =
+            |e: reqwest::Error| ClickHouseError::Unreachable { url: self.url.clone(), reason: causes(&e) };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let body = response.bytes().await.map_err(unreachable)?;
@@ -94,6 +91,22 @@ impl Client {
         query.extend_from_slice(settings);
         self.send(&query, reqwest::Body::from(rows)).await.map(drop)
     }
+}
+
+/// An error and its causes in one line ("error sending request: ...: Connection refused"),
+/// each said once.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// The `Code: N` ClickHouse puts first in an exception's text.

@@ -274,6 +274,9 @@ pub struct Metadata {
     pool: AnyPool,
 }
 
+/// How long connecting to the metadata store may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Metadata {
@@ -281,7 +284,20 @@ impl Metadata {
     /// to date.
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(8).connect(url).await.map_err(db("connect"))?;
+        // One connection first, so that an unreachable server is reported with its cause
+        // (a pool would retry until its timeout and report only that).
+        use sqlx::Connection;
+        match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect(url)).await {
+            Ok(Ok(connection)) => connection.close().await.map_err(db("connect"))?,
+            Ok(Err(e)) => return Err(db("connect")(e)),
+            Err(_) => return Err(db("connect")(sqlx::Error::PoolTimedOut)),
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(db("connect"))?;
         MIGRATOR.run(&pool).await.map_err(MetadataError::Migrate)?;
         Ok(Self { pool })
     }
