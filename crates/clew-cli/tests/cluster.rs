@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clew_model::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
-use clew_model::otlp::trace::v1::TracesData;
 use clew_model::TraceId;
 use clew_testkit::{Profile, TestServer, Workload};
 use prost::Message;
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clew");
 
@@ -154,24 +155,7 @@ async fn two_nodes_over_two_shards_lose_nothing_and_share_the_rate_limit() {
 
     phase(&format!("{} acknowledged traces to read", acknowledged.len()));
     // Every acknowledged trace reads whole through node B, which talks to the other shard.
-    let mut readers = tokio::task::JoinSet::new();
-    for part in acknowledged.chunks(acknowledged.len().div_ceil(4)) {
-        let (part, url) = (part.to_vec(), b.http_url());
-        readers.spawn(async move {
-            let client = reqwest::Client::new();
-            for id in part {
-                let response = client.get(format!("{url}/api/v1/traces/{id}")).send().await.unwrap();
-                assert_eq!(response.status(), 200, "acknowledged trace {id} lost");
-                let trace: TracesData = response.json().await.unwrap();
-                let spans: usize =
-                    trace.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-                assert_eq!(spans, 10, "trace {id} lost spans");
-            }
-        });
-    }
-    while let Some(done) = readers.join_next().await {
-        done.unwrap();
-    }
+    common::assert_stored(&b.http_url(), &acknowledged, 10, "through node B").await;
     let search = reqwest::get(format!("{}/api/v1/search?limit=5", b.http_url())).await.unwrap();
     assert_eq!(search.status(), 200, "{}", search.text().await.unwrap());
 

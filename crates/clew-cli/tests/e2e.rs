@@ -18,6 +18,8 @@ use clew_testkit::{Profile, TestServer, Workload};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_clew");
 
 fn now_nanos() -> u64 {
@@ -313,25 +315,7 @@ async fn kill_9_under_load_loses_no_acknowledged_span() {
     }
     assert!(acknowledged.len() >= KILL_AFTER_TRACES, "{} traces acknowledged", acknowledged.len());
     server.restart().unwrap();
-    // Every acknowledged trace is looked up, by four concurrent readers.
-    let mut readers = tokio::task::JoinSet::new();
-    for part in acknowledged.chunks(acknowledged.len().div_ceil(4)) {
-        let (part, url) = (part.to_vec(), server.http_url());
-        readers.spawn(async move {
-            let client = reqwest::Client::new();
-            for id in part {
-                let body = client.get(format!("{url}/api/v1/traces/{id}")).send().await.unwrap();
-                assert_eq!(body.status(), 200, "acknowledged trace {id} lost after kill -9");
-                let trace: TracesData = body.json().await.unwrap();
-                let spans: usize =
-                    trace.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-                assert_eq!(spans, 10, "trace {id} lost spans");
-            }
-        });
-    }
-    while let Some(done) = readers.join_next().await {
-        done.unwrap();
-    }
+    common::assert_stored(&server.http_url(), &acknowledged, 10, "after kill -9").await;
 }
 
 fn run_clew(args: &[&str]) -> std::process::Output {

@@ -56,6 +56,15 @@ impl Default for BuilderOptions {
     }
 }
 
+impl BuilderOptions {
+    /// The attributes aggregates are kept by: every dimension on spans, those of
+    /// `call_dimensions` on calls.
+    pub fn kept_dimensions(&self) -> crate::Dimensions {
+        let calls = self.dimensions.iter().filter(|d| self.call_dimensions.contains(d)).cloned().collect();
+        crate::Dimensions { spans: self.dimensions.clone(), calls }
+    }
+}
+
 type SpanKey = (TraceId, SpanId);
 
 /// What a child needs of its parent to make a call.

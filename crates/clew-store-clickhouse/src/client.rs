@@ -48,6 +48,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
+            // ClickHouse closes idle HTTP connections after 3 s (keep_alive_timeout): a
+            // connection idle longer is not reused, or a request could go out on one closing.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| format!("HTTP client for ClickHouse: {e}"))?;
         Ok(Self { http, url, user: user.to_owned(), password: password.to_owned() })

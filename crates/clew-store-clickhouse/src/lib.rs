@@ -634,9 +634,7 @@ impl TraceReader for ClickHouseStore {
     }
 
     fn rollup_dimensions(&self) -> clew_storage::Dimensions {
-        let rollups = &self.inner.options.rollups;
-        let calls = rollups.dimensions.iter().filter(|d| rollups.call_dimensions.contains(d)).cloned().collect();
-        clew_storage::Dimensions { spans: rollups.dimensions.clone(), calls }
+        self.inner.options.rollups.kept_dimensions()
     }
 }
 
@@ -773,13 +771,7 @@ impl Batcher {
                     let _ = done.send(self.insert_rollups().await);
                 }
                 Command::ForgetDay { tenant, day, done } => {
-                    if let Some(builder) = self.builders.get_mut(&tenant) {
-                        let ended = builder.finish();
-                        self.rollups
-                            .entry(tenant.clone())
-                            .or_insert_with(|| Rollup::new(ended.dimensions.clone()))
-                            .merge(ended);
-                    }
+                    self.end_waits(Some(&tenant));
                     if let Some(pending) = self.rollups.get_mut(&tenant) {
                         pending
                             .entries
@@ -788,13 +780,7 @@ impl Batcher {
                     let _ = done.send(self.insert_rollups().await);
                 }
                 Command::Close(done) => {
-                    for (tenant, builder) in &mut self.builders {
-                        let ended = builder.finish();
-                        self.rollups
-                            .entry(tenant.clone())
-                            .or_insert_with(|| Rollup::new(ended.dimensions.clone()))
-                            .merge(ended);
-                    }
+                    self.end_waits(None);
                     let _ = done.send(self.insert_rollups().await);
                     return;
                 }
@@ -802,12 +788,20 @@ impl Batcher {
         }
     }
 
+    /// Ends the waits that are over.
     fn expire(&mut self) {
         let now = Instant::now();
         for (tenant, builder) in &mut self.builders {
-            let pending =
-                self.rollups.entry(tenant.clone()).or_insert_with(|| Rollup::new(builder.dimensions().to_vec()));
-            builder.expire(now, pending);
+            builder.expire(now, pending(&mut self.rollups, &self.builder_options, tenant));
+        }
+    }
+
+    /// Ends every wait of `only` (of every tenant when `None`), keeping what that adds.
+    fn end_waits(&mut self, only: Option<&TenantId>) {
+        for (tenant, builder) in &mut self.builders {
+            if only.is_none_or(|t| t == tenant) {
+                pending(&mut self.rollups, &self.builder_options, tenant).merge(builder.finish());
+            }
         }
     }
 
@@ -829,11 +823,7 @@ impl Batcher {
                     let options = &self.builder_options;
                     let builder =
                         self.builders.entry(write.tenant.clone()).or_insert_with(|| Builder::new(options.clone()));
-                    let pending = self
-                        .rollups
-                        .entry(write.tenant.clone())
-                        .or_insert_with(|| Rollup::new(options.dimensions.clone()));
-                    builder.add_observed(write.observed, now, pending);
+                    builder.add_observed(write.observed, now, pending(&mut self.rollups, options, &write.tenant));
                     done.push((write.done, write.spans));
                 }
                 let _ = self.insert_rollups().await;
@@ -909,6 +899,15 @@ impl Batcher {
             }
         }
     }
+}
+
+/// The aggregates of `tenant` not inserted yet.
+fn pending<'a>(
+    rollups: &'a mut HashMap<TenantId, Rollup>,
+    options: &BuilderOptions,
+    tenant: &TenantId,
+) -> &'a mut Rollup {
+    rollups.entry(tenant.clone()).or_insert_with(|| Rollup::new(options.dimensions.clone()))
 }
 
 fn write_rollup(w: &mut Writer, tenant: &TenantId, dimensions: &[String], key: &Key, stats: &Stats) {

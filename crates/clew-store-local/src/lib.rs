@@ -1006,9 +1006,7 @@ impl TraceReader for LocalEngine {
     }
 
     fn rollup_dimensions(&self) -> clew_storage::Dimensions {
-        let rollups = &self.inner.options.rollups;
-        let calls = rollups.dimensions.iter().filter(|d| rollups.call_dimensions.contains(d)).cloned().collect();
-        clew_storage::Dimensions { spans: rollups.dimensions.clone(), calls }
+        self.inner.options.rollups.kept_dimensions()
     }
 }
 
