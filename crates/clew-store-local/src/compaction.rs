@@ -12,31 +12,61 @@ use clew_model::{SpanRow, TenantId};
 use crate::attributes;
 use crate::segment::{sort_key, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS, ZSTD_FAST, ZSTD_FINAL};
 
-/// Chooses the small segments of one tenant and day to merge: the day with the most small
-/// segments, if it has at least `min_segments`, smallest first up to `target_spans`.
+/// Segments of one merge are less than this many times the size of its smallest: merging
+/// segments of a similar size rewrites a span about once per size tier on its way to
+/// `target_spans`, instead of each time newer small segments join a large one.
+const TIER: u64 = 4;
+
+/// Chooses the small segments of one tenant and day to merge: in the day with the most small
+/// segments (at least `min_segments`), the smallest segments of a similar size ([`TIER`]), at
+/// least `min_segments` of them, up to `target_spans`. A day whose small segments are too
+/// unequal to form such a group merges smallest first once it has twice `min_segments`.
 pub(crate) fn pick(
     segments: &BTreeMap<TenantId, Vec<Arc<Segment>>>,
     min_segments: usize,
     target_spans: u64,
 ) -> Option<Vec<Arc<Segment>>> {
+    let min_segments = min_segments.max(2);
     let mut days: HashMap<(&TenantId, u32), Vec<&Arc<Segment>>> = HashMap::new();
     for (tenant, list) in segments {
         for segment in list.iter().filter(|s| s.spans < target_spans) {
             days.entry((tenant, segment.meta.day)).or_default().push(segment);
         }
     }
-    let (_, mut small) =
-        days.into_iter().filter(|(_, s)| s.len() >= min_segments.max(2)).max_by_key(|(_, s)| s.len())?;
+    let (_, mut small) = days.into_iter().filter(|(_, s)| s.len() >= min_segments).max_by_key(|(_, s)| s.len())?;
     small.sort_by_key(|s| (s.spans, s.meta.id));
-    let mut total = 0;
-    let chosen: Vec<Arc<Segment>> = small
-        .into_iter()
-        .take_while(|s| {
-            total += s.spans;
-            total <= target_spans
-        })
-        .cloned()
-        .collect();
+    let sizes: Vec<u64> = small.iter().map(|s| s.spans).collect();
+    let chosen = choose(&sizes, min_segments, target_spans)?;
+    Some(small[chosen].iter().map(|s| (*s).clone()).collect())
+}
+
+/// [`pick`] within one day, over its small segments' sizes in ascending order: which to merge.
+/// A group of similar sizes qualifies with `min_segments` members, or with two when the next
+/// would take it past `target_spans` (it cannot grow any more).
+fn choose(sizes: &[u64], min_segments: usize, target_spans: u64) -> Option<std::ops::Range<usize>> {
+    let group = |from: usize, tier: u64| {
+        let limit = sizes[from].max(1).saturating_mul(tier);
+        let (mut total, mut len) = (0, 0);
+        for &spans in &sizes[from..] {
+            if spans >= limit {
+                return (from..from + len, false);
+            }
+            if total + spans > target_spans {
+                return (from..from + len, true);
+            }
+            total += spans;
+            len += 1;
+        }
+        (from..from + len, false)
+    };
+    let tiered = (0..sizes.len())
+        .map(|from| group(from, TIER))
+        .find(|(chosen, full)| chosen.len() >= min_segments || (*full && chosen.len() >= 2));
+    let chosen = match tiered {
+        Some((chosen, _)) => chosen,
+        None if sizes.len() >= 2 * min_segments => group(0, u64::MAX).0,
+        None => return None,
+    };
     (chosen.len() >= 2).then_some(chosen)
 }
 
@@ -117,4 +147,37 @@ pub(crate) fn merge(root: &Path, id: u64, inputs: &[Arc<Segment>], target_spans:
         }
     }
     writer.finish(&rollup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picked(sizes: &[u64]) -> Option<Vec<u64>> {
+        let mut sizes = sizes.to_vec();
+        sizes.sort_unstable();
+        choose(&sizes, 4, 2_000_000).map(|chosen| sizes[chosen].to_vec())
+    }
+
+    #[test]
+    fn segments_of_a_similar_size_are_merged_together() {
+        assert_eq!(picked(&[100, 110, 120, 130]), Some(vec![100, 110, 120, 130]));
+        // The large segment waits for peers of its size rather than being rewritten each time.
+        assert_eq!(picked(&[400_000, 100_000, 100_000, 100_000, 100_000]), Some(vec![100_000; 4]));
+        assert_eq!(picked(&[400_000, 400_000, 400_000, 100_000, 100_000]), None);
+        assert_eq!(picked(&[400_000, 400_000, 400_000, 400_000, 100_000]), Some(vec![400_000; 4]));
+        // Segments at the target are done; a merge stops before passing it.
+        assert_eq!(picked(&[2_000_000, 2_000_000, 2_000_000, 2_000_000]), None);
+        assert_eq!(picked(&[900_000, 900_000, 900_000, 900_000]), Some(vec![900_000; 2]));
+    }
+
+    #[test]
+    fn unequal_segments_are_merged_once_there_are_many() {
+        let sizes = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+        assert_eq!(picked(&sizes), None);
+        assert_eq!(
+            picked(&[sizes.as_slice(), &[5]].concat()),
+            Some(vec![1, 5, 10, 100, 1_000, 10_000, 100_000, 1_000_000])
+        );
+    }
 }
