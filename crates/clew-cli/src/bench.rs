@@ -4,6 +4,7 @@
 //! `clew bench metrics`: times the service map and RED metrics over a day of "std" spans.
 //! `clew bench backends`: the same in-process workload against the embedded engine and
 //! ClickHouse, side by side: write rate, bytes per span, trace by ID, search.
+//! `clew bench stages`: nanoseconds per span of each ingest stage (see `stages`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ enum What {
     /// The embedded engine and ClickHouse side by side, in process: spans/s written, bytes per
     /// span stored, trace-by-ID and search latency.
     Backends(BackendsArgs),
+    /// What each stage of the ingest path costs, in nanoseconds per span.
+    Stages(crate::stages::StagesArgs),
 }
 
 #[derive(clap::Args)]
@@ -107,6 +110,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::Search(args) => search(args).await,
         What::Metrics(args) => metrics(args).await,
         What::Backends(args) => backends(args).await,
+        What::Stages(args) => crate::stages::run(args).await,
     }
 }
 
@@ -148,7 +152,7 @@ async fn bench_backend(name: &str, store: &std::sync::Arc<dyn Storage>, args: &B
             let mut ids = Vec::new();
             for _ in 0..per_writer {
                 let (request, traces) = workload.request(clew_query::now_nanos());
-                store.write(&tenant, request).await?;
+                store.write(&tenant, request.into()).await?;
                 ids.extend(traces.into_iter().take(1));
             }
             anyhow::Ok(ids)
@@ -235,7 +239,7 @@ async fn metrics(args: MetricsArgs) -> anyhow::Result<()> {
         for i in 0..requests {
             let at = end - lookback + lookback / requests * i;
             let (request, _) = workload.request(at);
-            engine.write(&tenant, request).await?;
+            engine.write(&tenant, request.into()).await?;
         }
         engine.flush().await?;
         let written = started.elapsed();
@@ -396,7 +400,7 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 /// User plus system CPU time of a process so far, in seconds (Linux clock ticks are 1/100 s).
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();

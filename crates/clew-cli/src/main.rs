@@ -5,6 +5,7 @@ mod api;
 mod bench;
 mod loadgen;
 mod search;
+mod stages;
 mod waterfall;
 
 use std::collections::HashMap;

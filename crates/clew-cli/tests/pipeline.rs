@@ -298,3 +298,55 @@ async fn a_project_adds_rules_and_its_own_limits_and_a_trace_keeps_its_first_spa
     assert_eq!(settings["settings"], serde_json::Value::Null);
     assert_eq!(settings["effective"]["limits"]["max_spans_per_trace"], 50_000);
 }
+
+/// The same spans sent twice: once with nothing for the pipeline to change (stored from the
+/// bytes received, which the WAL keeps as they are), once with a national identity number in
+/// a `db.statement` (masked: decoded, changed and encoded again). Read back, the two traces
+/// are alike except for the masked value.
+#[tokio::test]
+async fn a_request_the_pipeline_changes_reads_back_like_one_it_leaves_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(BIN, dir.path(), &[]).unwrap();
+    let start = now_nanos() - 5_000_000_000;
+    let with_statement = |trace: [u8; 16], statement: &str| {
+        let mut request = clew_storage::conformance::every_field_request(trace, start);
+        for span in request.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans) {
+            span.attributes.push(kv("db.statement", statement));
+        }
+        request.encode_to_vec()
+    };
+    let (plain, masked) = ([0x51; 16], [0x52; 16]);
+    let plain_bytes = with_statement(plain, "SELECT * FROM person WHERE id = 7");
+    let masked_bytes = with_statement(masked, &format!("SELECT * FROM person WHERE fnr = '{FNR}'"));
+    for body in [&plain_bytes, &masked_bytes] {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/traces", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    let hex = |trace: [u8; 16]| trace.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let read = |trace: [u8; 16]| {
+        let url = format!("{}/api/v1/traces/{}", server.http_url(), hex(trace));
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let expected =
+        read(plain).await.replace(&hex(plain), &hex(masked)).replace("WHERE id = 7", "WHERE fnr = '***********'");
+    let stored: serde_json::Value = serde_json::from_str(&read(masked).await).unwrap();
+    assert_eq!(stored["resourceSpans"].as_array().map(Vec::len), Some(1), "{stored}");
+    assert_eq!(stored, serde_json::from_str::<serde_json::Value>(&expected).unwrap());
+
+    let in_wal = |needle: &[u8]| {
+        std::fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .any(|file| file.windows(needle.len()).any(|w| w == needle))
+    };
+    assert!(in_wal(&plain_bytes), "a request nothing changed is logged as received");
+    assert!(!in_wal(&masked_bytes), "a masked request is logged as changed");
+    server.terminate();
+}

@@ -1,50 +1,135 @@
-//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by tonic
+//! with a codec that hands the request over as the bytes received, so that it is decoded once,
+//! in place, by [`SpanBatch::decode`].
 
-use clew_model::otlp::collector::trace::v1::trace_service_server::TraceService;
-pub use clew_model::otlp::collector::trace::v1::trace_service_server::TraceServiceServer;
-use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use clew_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use tonic::codec::CompressionEncoding;
+use tonic::body::Body;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::codegen::{http, Body as HttpBody, BoxFuture, Service, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::Status;
 
 use crate::{Ingest, Protocol};
 
-/// The gRPC face of [`Ingest`].
+/// The OTLP trace service's name and its one method's path.
+const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The gRPC face of [`Ingest`]: accepts and answers gzip, refuses requests over the ingest
+/// size limit.
+#[derive(Clone)]
 pub struct GrpcReceiver(Ingest);
 
-pub(crate) fn service(ingest: Ingest) -> TraceServiceServer<GrpcReceiver> {
-    let limit = ingest.max_request_bytes();
-    TraceServiceServer::new(GrpcReceiver(ingest))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(limit)
+pub(crate) fn service(ingest: Ingest) -> GrpcReceiver {
+    GrpcReceiver(ingest)
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let ingest = &self.0;
-        let result = async {
-            // gRPC metadata are the HTTP/2 headers: the same token and project headers as HTTP.
-            let headers = request.metadata().clone().into_headers();
-            let target = ingest.target(&headers, None).await?;
-            let request = request.into_inner();
-            let bytes = request.encoded_len();
-            ingest.admit(&target, bytes).await?;
-            ingest.export(Protocol::Grpc, &target, request, bytes).await
-        }
-        .await;
-        match result {
-            Ok(response) => Ok(tonic::Response::new(response)),
-            Err(e) => {
-                if let Some(outcome) = e.outcome() {
-                    ingest.metrics().request(Protocol::Grpc, outcome);
-                }
-                Err(e.into())
+impl NamedService for GrpcReceiver {
+    const NAME: &'static str = SERVICE;
+}
+
+impl<B> Service<http::Request<B>> for GrpcReceiver
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let ingest = self.0.clone();
+        Box::pin(async move {
+            if request.uri().path() != EXPORT {
+                return Ok(Status::unimplemented(format!("{SERVICE} has only Export")).into_http());
             }
-        }
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let limit = ingest.max_request_bytes();
+            let mut grpc = Grpc::new(RawRequests)
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(limit), None);
+            Ok(grpc.unary(Export(ingest), request).await)
+        })
+    }
+}
+
+/// One export, from the request's bytes to the response.
+struct Export(Ingest);
+
+impl UnaryService<Bytes> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<tonic::Response<ExportTraceServiceResponse>, Status>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let ingest = self.0.clone();
+        Box::pin(async move {
+            let result = async {
+                // gRPC metadata are the HTTP/2 headers: the same token and project headers as HTTP.
+                let headers = request.metadata().clone().into_headers();
+                let target = ingest.target(&headers, None).await?;
+                let bytes = request.into_inner();
+                let wire_bytes = bytes.len();
+                ingest.admit(&target, wire_bytes).await?;
+                ingest.export_encoded(Protocol::Grpc, &target, bytes, wire_bytes).await
+            }
+            .await;
+            match result {
+                Ok(response) => Ok(tonic::Response::new(response)),
+                Err(e) => {
+                    if let Some(outcome) = e.outcome() {
+                        ingest.metrics().request(Protocol::Grpc, outcome);
+                    }
+                    Err(e.into())
+                }
+            }
+        })
+    }
+}
+
+/// Requests as the bytes received (decompressed), responses encoded by prost.
+#[derive(Clone, Copy)]
+struct RawRequests;
+
+impl Codec for RawRequests {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = RawRequests;
+    type Decoder = RawRequests;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        *self
+    }
+}
+
+impl Encoder for RawRequests {
+    type Item = ExportTraceServiceResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(format!("encode the response: {e}")))
+    }
+}
+
+impl Decoder for RawRequests {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 

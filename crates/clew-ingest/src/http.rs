@@ -12,6 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use clew_model::SpanBatch;
 use clew_tenancy::ProjectRef;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
@@ -111,13 +112,13 @@ async fn receive(
     let target = ingest.target(headers, project).await?;
     let (body, wire_bytes) = read_body(ingest, headers, body, format.name()).await?;
     ingest.admit(&target, wire_bytes).await?;
-    let request = match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| IngestError::Malformed { format: format.name(), reason: e.to_string() }),
-        Format::Json => decode_json(&body),
-    };
-    let request = request.inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
-    ingest.export(Protocol::Http, &target, request, wire_bytes).await
+    match format {
+        Format::Protobuf => ingest.export_encoded(Protocol::Http, &target, body, wire_bytes).await,
+        Format::Json => {
+            let request = decode_json(&body).inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
+            ingest.export(Protocol::Http, &target, SpanBatch::from_request(&request), wire_bytes).await
+        }
+    }
 }
 
 /// Reads a request body within [`Ingest::max_request_bytes`] (checked against

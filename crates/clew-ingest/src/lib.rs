@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use clew_model::otlp::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use bytes::Bytes;
+use clew_model::otlp::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use clew_model::SpanBatch;
 use clew_pipeline::{Pipeline, PipelineSettings, ProjectPipeline, RuleError};
 use clew_sampler::Sampler;
 use clew_storage::SpanWriter;
@@ -33,8 +33,8 @@ use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 
 pub use error::IngestError;
-pub use grpc::{normalize_status, GrpcReceiver, TraceServiceServer};
-pub use validate::{span_count, validate, Rejections};
+pub use grpc::{normalize_status, GrpcReceiver};
+pub use validate::{validate, Rejections};
 
 use crate::metrics::IngestMetrics;
 
@@ -153,16 +153,31 @@ impl Ingest {
         self.inner.max_request_bytes
     }
 
+    /// Decodes an encoded export request (OTLP protobuf) in place, then validates and stores
+    /// it as [`Ingest::export`] does.
+    pub async fn export_encoded(
+        &self,
+        protocol: Protocol,
+        target: &Target,
+        bytes: Bytes,
+        wire_bytes: usize,
+    ) -> Result<ExportTraceServiceResponse> {
+        let batch = SpanBatch::decode(bytes)
+            .map_err(|e| IngestError::Malformed { format: "OTLP/protobuf", reason: e.to_string() })
+            .inspect_err(|e| self.refused(target, e, wire_bytes))?;
+        self.export(protocol, target, batch, wire_bytes).await
+    }
+
     /// Validates and stores one export request. Spans that fail validation are reported in
     /// the response's partial success; the others are durable when this returns `Ok`.
     pub async fn export(
         &self,
         protocol: Protocol,
         target: &Target,
-        request: ExportTraceServiceRequest,
+        batch: SpanBatch,
         wire_bytes: usize,
     ) -> Result<ExportTraceServiceResponse> {
-        let stored = self.store(protocol, target, request, wire_bytes).await;
+        let stored = self.store(protocol, target, batch, wire_bytes).await;
         match &stored {
             Ok((_, spans)) => self.inner.tenancy.usage().ingested(target.namespace.id, wire_bytes as u64, *spans),
             Err(e) => self.refused(target, e, wire_bytes),
@@ -174,26 +189,25 @@ impl Ingest {
         &self,
         protocol: Protocol,
         target: &Target,
-        mut request: ExportTraceServiceRequest,
+        batch: SpanBatch,
         wire_bytes: usize,
     ) -> Result<(ExportTraceServiceResponse, u64)> {
         let tenant = &target.tenant;
         let metrics = &self.inner.metrics;
-        let received = span_count(&request);
-        metrics.received(protocol, received, wire_bytes);
-        let rejections = validate(&mut request);
-        metrics.rejected(protocol, "invalid", rejections.spans);
+        metrics.received(protocol, batch.span_count(), wire_bytes);
+        let rejections = validate(&batch);
+        metrics.rejected(protocol, "invalid", rejections.spans());
         // Drop rules, redaction and limits run before any WAL: what they remove or mask is
         // never written. Dropped spans are the server's choice, not the client's fault, so they
         // are not reported as rejected.
         let pipeline = self.pipeline(target)?;
-        let applied = pipeline.apply(tenant.as_str(), &mut request);
+        let (batch, applied) = pipeline.apply(tenant.as_str(), batch, rejections.indices());
         metrics.pipeline(&applied);
-        let to_store = received - rejections.spans - applied.removed_spans() as usize;
+        let to_store = batch.span_count();
         if to_store > 0 {
             let written = match (pipeline.sampling(), &self.inner.sampler) {
-                (Some(policy), Some(sampler)) => sampler.write(tenant, policy, request).await,
-                _ => self.inner.writer.write(tenant, request).await.map(|_| ()),
+                (Some(policy), Some(sampler)) => sampler.write(tenant, policy, batch).await,
+                _ => self.inner.writer.write(tenant, batch).await.map(|_| ()),
             };
             if let Err(e) = written {
                 let reason = if e.is_retryable() { "refused" } else { "error" };
@@ -205,8 +219,8 @@ impl Ingest {
                 return Err(e.into());
             }
         }
-        let partial_success = (rejections.spans > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: rejections.spans as i64,
+        let partial_success = (rejections.spans() > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: rejections.spans() as i64,
             error_message: rejections.message(),
         });
         metrics.request(protocol, if partial_success.is_some() { "partial" } else { "ok" });
@@ -232,7 +246,7 @@ impl Ingest {
     }
 
     /// The OTLP/gRPC receiver, accepting and answering gzip.
-    pub fn grpc_service(&self) -> TraceServiceServer<GrpcReceiver> {
+    pub fn grpc_service(&self) -> GrpcReceiver {
         grpc::service(self.clone())
     }
 

@@ -16,7 +16,9 @@ use axum::routing::post;
 use axum::Router;
 
 use crate::http::{content_type, read_body, set_retry_after};
-use crate::{span_count, Ingest, IngestError, Protocol, Result};
+use clew_model::SpanBatch;
+
+use crate::{Ingest, IngestError, Protocol, Result};
 
 /// Where Zipkin reporters send spans: Zipkin's own path under the HTTP API's `/zipkin` prefix.
 const SPANS_PATH: &str = "/zipkin/api/v2/spans";
@@ -71,8 +73,9 @@ async fn store(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<()> {
     }
     .map_err(|source| IngestError::Zipkin { format: format.name(), source })
     .inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
-    let received = span_count(&request);
-    let response = ingest.export(Protocol::Zipkin, &target, request, wire_bytes).await?;
+    let batch = SpanBatch::from_request(&request);
+    let received = batch.span_count();
+    let response = ingest.export(Protocol::Zipkin, &target, batch, wire_bytes).await?;
     if let Some(partial) = response.partial_success.filter(|p| p.rejected_spans > 0) {
         if usize::try_from(partial.rejected_spans).is_ok_and(|rejected| rejected >= received) {
             return Err(IngestError::AllRejected(partial.error_message));

@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use clew_ingest::Ingest;
-use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::{assemble, TenantId, TraceId};
 use clew_pipeline::PipelineSettings;
 use clew_storage::{SpanWriter, Storage, StorageError, TraceReader, WriteReceipt};
@@ -261,7 +260,7 @@ struct Overloaded;
 
 #[async_trait::async_trait]
 impl SpanWriter for Overloaded {
-    async fn write(&self, _: &TenantId, _: ExportTraceServiceRequest) -> clew_storage::Result<WriteReceipt> {
+    async fn write(&self, _: &TenantId, _: clew_model::SpanBatch) -> clew_storage::Result<WriteReceipt> {
         Err(StorageError::Overloaded { reason: "head is full".into(), retry_after: Duration::from_secs(3) })
     }
 }

@@ -1,18 +1,24 @@
 //! The span data model every other Clew crate speaks.
 //!
 //! Owns the identifier newtypes ([`TraceId`], [`SpanId`], [`TenantId`]), re-exports the OTLP
-//! protobuf types ([`otlp`]), and defines [`SpanRow`]: one span flattened for storage, with its
-//! resource and scope kept as encoded protobuf so that nothing OTLP can express is lost.
+//! protobuf types ([`otlp`]), and defines [`SpanBatch`]: an export request as received, checked
+//! and indexed so that every stage of ingest reads its spans in place ([`wire`] reads
+//! attributes without decoding them into owned values), and [`SpanRow`]: one span flattened for
+//! storage, with its resource and scope kept as encoded protobuf so that nothing OTLP can
+//! express is lost.
 //!
 //! This crate does no I/O and depends on no other Clew crate.
 
+mod batch;
 mod ids;
 pub mod otlp_json;
 mod row;
 mod tenant;
+pub mod wire;
 
+pub use batch::{EventView, LinkView, ResourceView, ScopeView, SpanAttribute, SpanAttributes, SpanBatch, SpanView};
 pub use ids::{IdError, SpanId, TraceId};
-pub use row::{assemble, rows_from_request, DecodeError, Events, KeyValues, Links, SpanRow};
+pub use row::{assemble, rows_from_batch, rows_from_request, DecodeError, Events, KeyValues, Links, SpanRow};
 pub use tenant::{TenantError, TenantId};
 
 /// The generated OTLP protobuf types (with their OTLP/JSON serde mapping).

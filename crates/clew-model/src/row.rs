@@ -4,9 +4,9 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use crate::otlp::common::v1::{any_value, KeyValue};
+use crate::otlp::common::v1::KeyValue;
 use crate::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
-use crate::{SpanId, TraceId, SERVICE_NAME};
+use crate::{SpanBatch, SpanId, TraceId};
 
 pub use prost::DecodeError;
 
@@ -106,82 +106,68 @@ impl SpanRow {
     }
 }
 
-fn encode_if_any<M: Message>(message: M, is_empty: bool) -> Bytes {
-    if is_empty {
-        Bytes::new()
-    } else {
-        Bytes::from(message.encode_to_vec())
-    }
+/// Flattens an export request into rows (see [`rows_from_batch`]).
+pub fn rows_from_request(request: &ExportTraceServiceRequest) -> Vec<SpanRow> {
+    rows_from_batch(&SpanBatch::from_request(request))
 }
 
-/// Flattens an export request into rows. IDs must have been validated: spans whose trace or
+/// Flattens a batch into rows without decoding it: each resource and scope is encoded once
+/// and shared by its rows, and the attributes, events, links and parent IDs of all spans are
+/// copied into one buffer the rows share. IDs must have been validated: spans whose trace or
 /// span ID is invalid are skipped here (the ingest layer rejects them with a reason first).
-pub fn rows_from_request(request: ExportTraceServiceRequest) -> Vec<SpanRow> {
-    let mut rows = Vec::new();
-    for resource_spans in request.resource_spans {
-        let service_name = service_name(&resource_spans);
-        let resource = Bytes::from(
-            ResourceSpans {
-                resource: resource_spans.resource,
-                scope_spans: Vec::new(),
-                schema_url: resource_spans.schema_url,
-            }
-            .encode_to_vec(),
-        );
-        for scope_spans in resource_spans.scope_spans {
-            let scope = Bytes::from(
-                ScopeSpans { scope: scope_spans.scope, spans: Vec::new(), schema_url: scope_spans.schema_url }
-                    .encode_to_vec(),
-            );
-            for span in scope_spans.spans {
+pub fn rows_from_batch(batch: &SpanBatch) -> Vec<SpanRow> {
+    let mut rows = Vec::with_capacity(batch.span_count());
+    let mut shared = Vec::with_capacity(batch.bytes().len());
+    // Per row: where its parent ID, attributes, events and links are in `shared`.
+    let mut parts = Vec::with_capacity(batch.span_count());
+    for resource in batch.resources() {
+        let service_name = resource.service_name().clone();
+        let resource_bytes = Bytes::from(resource.encode_stored());
+        for scope in resource.scopes() {
+            let scope_bytes = Bytes::from(scope.encode_stored());
+            for span in scope.spans() {
                 let (Ok(trace_id), Ok(span_id)) =
-                    (TraceId::from_slice(&span.trace_id), SpanId::from_slice(&span.span_id))
+                    (TraceId::from_slice(span.trace_id()), SpanId::from_slice(span.span_id()))
                 else {
                     continue;
                 };
-                let status = span.status.unwrap_or_default();
-                let no_attributes = span.attributes.is_empty();
-                let no_events = span.events.is_empty();
-                let no_links = span.links.is_empty();
+                let parent = shared.len()..shared.len() + span.parent_span_id().len();
+                shared.extend_from_slice(span.parent_span_id());
+                parts.push((parent, span.append_stored(&mut shared)));
                 rows.push(SpanRow {
                     trace_id,
                     span_id,
-                    parent_span_id: Bytes::from(span.parent_span_id),
-                    trace_state: span.trace_state,
-                    flags: span.flags,
-                    name: span.name,
-                    kind: span.kind,
-                    start_unix_nano: span.start_time_unix_nano,
-                    end_unix_nano: span.end_time_unix_nano,
-                    status_code: status.code,
-                    status_message: status.message,
+                    parent_span_id: Bytes::new(),
+                    trace_state: span.trace_state().to_owned(),
+                    flags: span.flags(),
+                    name: span.name().to_owned(),
+                    kind: span.kind(),
+                    start_unix_nano: span.start_unix_nano(),
+                    end_unix_nano: span.end_unix_nano(),
+                    status_code: span.status_code(),
+                    status_message: span.status_message().to_owned(),
                     service_name: service_name.clone(),
-                    resource: resource.clone(),
-                    scope: scope.clone(),
-                    attributes: encode_if_any(KeyValues { values: span.attributes }, no_attributes),
-                    dropped_attributes_count: span.dropped_attributes_count,
-                    events: encode_if_any(Events { values: span.events }, no_events),
-                    dropped_events_count: span.dropped_events_count,
-                    links: encode_if_any(Links { values: span.links }, no_links),
-                    dropped_links_count: span.dropped_links_count,
+                    resource: resource_bytes.clone(),
+                    scope: scope_bytes.clone(),
+                    attributes: Bytes::new(),
+                    dropped_attributes_count: span.dropped_attributes_count(),
+                    events: Bytes::new(),
+                    dropped_events_count: span.dropped_events_count(),
+                    links: Bytes::new(),
+                    dropped_links_count: span.dropped_links_count(),
                 });
             }
         }
     }
+    let shared = Bytes::from(shared);
+    let slice = |range: std::ops::Range<usize>| if range.is_empty() { Bytes::new() } else { shared.slice(range) };
+    for (row, (parent, [attributes, events, links])) in rows.iter_mut().zip(parts) {
+        row.parent_span_id = slice(parent);
+        row.attributes = slice(attributes);
+        row.events = slice(events);
+        row.links = slice(links);
+    }
     rows
-}
-
-fn service_name(resource_spans: &ResourceSpans) -> Arc<str> {
-    resource_spans
-        .resource
-        .iter()
-        .flat_map(|r| &r.attributes)
-        .find(|kv| kv.key == SERVICE_NAME)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            any_value::Value::StringValue(s) => Some(Arc::from(s.as_str())),
-            _ => None,
-        })
-        .unwrap_or_else(|| Arc::from(""))
 }
 
 type ScopeGroup = (Bytes, Vec<Span>);
@@ -224,8 +210,9 @@ pub fn assemble(mut rows: Vec<SpanRow>) -> Result<Vec<ResourceSpans>, DecodeErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otlp::common::v1::{AnyValue, InstrumentationScope};
+    use crate::otlp::common::v1::{any_value, AnyValue, InstrumentationScope};
     use crate::otlp::resource::v1::Resource;
+    use crate::SERVICE_NAME;
 
     fn string_attr(key: &str, value: &str) -> KeyValue {
         KeyValue {
@@ -259,7 +246,7 @@ mod tests {
             }],
             schema_url: "s".into(),
         }];
-        let rows = rows_from_request(ExportTraceServiceRequest { resource_spans: resource_spans.clone() });
+        let rows = rows_from_request(&ExportTraceServiceRequest { resource_spans: resource_spans.clone() });
         assert_eq!(rows.len(), 2);
         assert_eq!(&*rows[0].service_name, "checkout");
         assert_eq!(assemble(rows).unwrap(), resource_spans);
@@ -275,7 +262,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let rows = rows_from_request(request);
+        let rows = rows_from_request(&request);
         assert_eq!(rows.len(), 1);
         assert_eq!(&*rows[0].service_name, "");
     }

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::any_value::Value;
 use clew_model::otlp::trace::v1::Span;
+use clew_model::wire::ValueRef;
+use clew_model::{SpanAttribute, SpanBatch, SpanView};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -111,18 +113,35 @@ fn globs(rule: &str, patterns: &[String]) -> Result<Option<GlobSet>, RuleError> 
 
 impl Compiled {
     fn matches(&self, span: &Span) -> bool {
-        if self.span_names.as_ref().is_some_and(|names| !names.is_match(&span.name)) {
+        let strings = span.attributes.iter().filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some((kv.key.as_str(), s.as_str())),
+            _ => None,
+        });
+        self.matches_parts(&span.name, span.kind, strings)
+    }
+
+    fn matches_view(&self, span: &SpanView<'_>) -> bool {
+        let wanted = |a: &SpanAttribute<'_>| self.attributes.iter().any(|k| k.as_bytes() == a.key_bytes());
+        let strings = span.attributes().iter().filter(wanted).filter_map(|a| match a.value() {
+            ValueRef::Str(s) => Some((a.key(), s)),
+            _ => None,
+        });
+        self.matches_parts(span.name(), span.kind(), strings)
+    }
+
+    /// Whether a span of this name and kind, with these string attributes, matches.
+    fn matches_parts<'a>(&self, name: &str, kind: i32, mut strings: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+        if self.span_names.as_ref().is_some_and(|names| !names.is_match(name)) {
             return false;
         }
-        if !self.kinds.is_empty() && !self.kinds.contains(&span.kind) {
+        if !self.kinds.is_empty() && !self.kinds.contains(&kind) {
             return false;
         }
         match &self.values {
             None => true,
-            Some(values) => span.attributes.iter().any(|kv| {
-                self.attributes.contains(&kv.key)
-                    && matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(Value::StringValue(s)) if values.is_match(s))
-            }),
+            Some(values) => {
+                strings.any(|(key, value)| self.attributes.iter().any(|a| a == key) && values.is_match(value))
+            }
         }
     }
 }
@@ -157,9 +176,18 @@ impl SpanRules {
         Ok(Self { rules: compiled })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// The name of the first rule `span` matches.
     pub fn first_match(&self, span: &Span) -> Option<&str> {
         self.rules.iter().find(|rule| rule.matches(span)).map(|rule| rule.name.as_str())
+    }
+
+    /// Whether a rule matches a span of `batch`: only then does [`SpanRules::apply`] change it.
+    pub fn any_match(&self, batch: &SpanBatch) -> bool {
+        !self.rules.is_empty() && batch.spans().any(|span| self.rules.iter().any(|rule| rule.matches_view(&span)))
     }
 
     /// Removes matching spans from `request`, re-parenting their children in it; returns the

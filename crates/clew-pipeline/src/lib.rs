@@ -18,11 +18,13 @@ mod sample;
 use std::sync::Arc;
 
 pub use drop::{Kind, SpanRule, SpanRules, DEFAULT_DROP_RULE};
-pub use limits::{SpanLimits, TraceSpanCounts, Truncated, TRUNCATED};
+pub use limits::{SpanLimits, TraceCut, TraceSpanCounts, Truncated, TRUNCATED};
 pub use redact::{Builtin, RedactRule, Redactor};
-pub use sample::{Decision, Reason, SamplingConfig, TailSampling};
+pub use sample::{Decision, Reason, SamplingConfig, TailSampling, TraceSummary};
 
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use clew_model::otlp::trace::v1::Span;
+use clew_model::SpanBatch;
 use serde::{Deserialize, Serialize};
 
 /// Why a rule set cannot be built, naming the rule and the bad pattern.
@@ -132,6 +134,22 @@ impl Applied {
     }
 }
 
+/// Keeps the spans of `request` for which `keep` (given each span's index in request order)
+/// says so, and the scopes and resources that still have spans.
+pub fn retain_spans(request: &mut ExportTraceServiceRequest, mut keep: impl FnMut(usize, &mut Span) -> bool) {
+    let mut i = 0;
+    for resource in &mut request.resource_spans {
+        for scope in &mut resource.scope_spans {
+            scope.spans.retain_mut(|span| {
+                i += 1;
+                keep(i - 1, span)
+            });
+        }
+        resource.scope_spans.retain(|scope| !scope.spans.is_empty());
+    }
+    request.resource_spans.retain(|resource| !resource.scope_spans.is_empty());
+}
+
 /// The stages in order: drop, redact, cut what is over the limits. Tail sampling, when on,
 /// comes after, in `clew-sampler`.
 #[derive(Debug)]
@@ -144,12 +162,34 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn apply(&self, tenant: &str, request: &mut ExportTraceServiceRequest) -> Applied {
-        let dropped = self.drop.apply(request);
-        let redacted = self.redact.apply(request);
-        let mut truncated = self.limits.apply(request);
-        truncated.trace_spans = self.trace_spans.apply(tenant, request);
-        Applied { dropped, redacted, truncated }
+    /// Runs the stages over `batch` (of `tenant`), after taking out the spans at `invalid`
+    /// (indexes in request order). The stages first only read the batch; only when one of them
+    /// has something to change is it decoded, changed and encoded again, so a request nothing
+    /// changes reaches storage as the bytes that arrived.
+    pub fn apply(&self, tenant: &str, batch: SpanBatch, invalid: &[usize]) -> (SpanBatch, Applied) {
+        let mut applied = Applied::default();
+        let changes = !invalid.is_empty()
+            || self.drop.any_match(&batch)
+            || self.redact.any_match(&batch)
+            || self.limits.any_over(&batch);
+        let batch = if changes {
+            let mut request = batch.to_request();
+            retain_spans(&mut request, |i, _| !invalid.contains(&i));
+            applied.dropped = self.drop.apply(&mut request);
+            applied.redacted = self.redact.apply(&mut request);
+            applied.truncated = self.limits.apply(&mut request);
+            SpanBatch::from_request(&request)
+        } else {
+            batch
+        };
+        let cut = self.trace_spans.count(tenant, &batch);
+        if cut.is_empty() {
+            return (batch, applied);
+        }
+        applied.truncated.trace_spans = cut.cut.len() as u64;
+        let mut request = batch.to_request();
+        cut.apply(&mut request);
+        (SpanBatch::from_request(&request), applied)
     }
 
     /// The tail-sampling policy, when sampling is on.

@@ -14,6 +14,8 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::any_value::Value;
 use clew_model::otlp::common::v1::{AnyValue, ArrayValue, KeyValue};
 use clew_model::otlp::trace::v1::Span;
+use clew_model::wire::{AttributesRef, ValueRef};
+use clew_model::SpanBatch;
 use serde::{Deserialize, Serialize};
 
 /// The attribute a truncated span carries.
@@ -58,6 +60,40 @@ pub struct Truncated {
 }
 
 impl SpanLimits {
+    /// Whether a span of `batch` is over a limit: only then does [`SpanLimits::apply`] change it.
+    pub fn any_over(&self, batch: &SpanBatch) -> bool {
+        let attributes = |list: AttributesRef<'_>| {
+            let mut count = 0;
+            list.iter().any(|a| {
+                count += 1;
+                count > self.max_attributes || self.value_over(&a.value)
+            })
+        };
+        batch.spans().any(|span| {
+            let own = span.attributes();
+            span.event_count() > self.max_events
+                || span.link_count() > self.max_links
+                || own.len() > self.max_attributes
+                || own.iter().any(|a| {
+                    a.value_len().is_some_and(|len| len > self.max_attribute_value_bytes)
+                        || (a.is_nested() && self.value_over(&a.value()))
+                })
+                || span.events().any(|event| attributes(event.attributes()))
+                || span.links().any(|link| attributes(link.attributes()))
+        })
+    }
+
+    /// Whether [`SpanLimits::value`] would cut something of `value`.
+    fn value_over(&self, value: &ValueRef<'_>) -> bool {
+        match value {
+            ValueRef::Str(text) => text.len() > self.max_attribute_value_bytes,
+            ValueRef::Bytes(bytes) => bytes.len() > self.max_attribute_value_bytes,
+            ValueRef::Array(values) => values.iter().any(|v| self.value_over(&v)),
+            ValueRef::Map(list) => list.iter().any(|a| self.value_over(&a.value)),
+            _ => false,
+        }
+    }
+
     pub fn apply(&self, request: &mut ExportTraceServiceRequest) -> Truncated {
         let mut total = Truncated::default();
         for span in request.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans) {
@@ -189,40 +225,70 @@ impl TraceSpanCounts {
         Self { max, counts: Mutex::new(counts) }
     }
 
-    /// Cuts the spans of `tenant`'s traces past the limit; returns how many.
-    pub fn apply(&self, tenant: &str, request: &mut ExportTraceServiceRequest) -> u64 {
-        let mut cut = 0;
+    /// Counts the spans of `batch` into their traces (of `tenant`): which of them are past the
+    /// limit.
+    pub fn count(&self, tenant: &str, batch: &SpanBatch) -> TraceCut {
+        let mut cut = TraceCut::default();
+        let mut tenant_hasher = DefaultHasher::new();
+        tenant.hash(&mut tenant_hasher);
+        let keys: Vec<u64> = batch
+            .spans()
+            .map(|span| {
+                let mut hasher = tenant_hasher.clone();
+                span.trace_id().hash(&mut hasher);
+                hasher.finish()
+            })
+            .collect();
         let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if counts.since.elapsed() >= TRACE_COUNT_WINDOW {
             counts.previous = std::mem::take(&mut counts.current);
             counts.since = Instant::now();
         }
         let Generations { current, previous, .. } = &mut *counts;
-        for resource in &mut request.resource_spans {
-            for scope in &mut resource.scope_spans {
-                scope.spans.retain_mut(|span| {
-                    let mut hasher = DefaultHasher::new();
-                    (tenant, &span.trace_id).hash(&mut hasher);
-                    let key = hasher.finish();
-                    let count = current.entry(key).or_insert_with(|| previous.remove(&key).unwrap_or(0));
-                    *count = count.saturating_add(1);
-                    match (*count as usize).cmp(&(self.max.saturating_add(1))) {
-                        std::cmp::Ordering::Less => true,
-                        std::cmp::Ordering::Equal => {
-                            mark(span, vec!["trace_spans"]);
-                            true
-                        }
-                        std::cmp::Ordering::Greater => {
-                            cut += 1;
-                            false
-                        }
-                    }
-                });
+        let limit = self.max.saturating_add(1);
+        // Spans of one trace usually come together: the counts are looked up once per run.
+        let mut at = 0;
+        while at < keys.len() {
+            let key = keys[at];
+            let run = keys[at..].iter().take_while(|k| **k == key).count();
+            let count = current.entry(key).or_insert_with(|| previous.remove(&key).unwrap_or(0));
+            let before = *count as usize;
+            *count = count.saturating_add(u32::try_from(run).unwrap_or(u32::MAX));
+            for (i, seen) in (at..at + run).zip(before + 1..).skip(limit.saturating_sub(before + 1)) {
+                match seen.cmp(&limit) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => cut.marked.push(i),
+                    std::cmp::Ordering::Greater => cut.cut.push(i),
+                }
             }
-            resource.scope_spans.retain(|scope| !scope.spans.is_empty());
+            at += run;
         }
-        request.resource_spans.retain(|resource| !resource.scope_spans.is_empty());
         cut
+    }
+}
+
+/// What the span-per-trace limit does to one request, by span index in request order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TraceCut {
+    /// The first span past the limit: kept, marked `trace_spans`.
+    pub marked: Vec<usize>,
+    /// Later spans: cut.
+    pub cut: Vec<usize>,
+}
+
+impl TraceCut {
+    pub fn is_empty(&self) -> bool {
+        self.marked.is_empty() && self.cut.is_empty()
+    }
+
+    /// Marks and cuts the spans of `request` (the request the count was taken of).
+    pub fn apply(&self, request: &mut ExportTraceServiceRequest) {
+        crate::retain_spans(request, |i, span| {
+            if self.marked.contains(&i) {
+                mark(span, vec!["trace_spans"]);
+            }
+            !self.cut.contains(&i)
+        });
     }
 }
 
@@ -334,19 +400,23 @@ mod tests {
         let spans = |r: &ExportTraceServiceRequest| -> Vec<Span> {
             r.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| s.spans.clone()).collect()
         };
-        let mut first = batch(1, 2);
-        assert_eq!(counts.apply("t", &mut first), 0);
-        let mut second = batch(1, 3);
-        assert_eq!(counts.apply("t", &mut second), 1);
+        let apply = |tenant: &str, mut request: ExportTraceServiceRequest| {
+            let cut = counts.count(tenant, &request.clone().into());
+            cut.apply(&mut request);
+            (cut.cut.len(), request)
+        };
+        assert_eq!(apply("t", batch(1, 2)).0, 0);
+        let (cut, second) = apply("t", batch(1, 3));
+        assert_eq!(cut, 1);
         let kept = spans(&second);
         assert_eq!(kept.len(), 2);
         assert!(marker(&kept[0]).is_empty());
         assert_eq!(marker(&kept[1]), ["trace_spans"], "the first span past the limit says so");
-        let mut third = batch(1, 2);
-        assert_eq!(counts.apply("t", &mut third), 2);
+        let (cut, third) = apply("t", batch(1, 2));
+        assert_eq!(cut, 2);
         assert!(third.resource_spans.is_empty(), "empty groups go");
         // Another trace, and the same trace ID in another tenant, count on their own.
-        assert_eq!(counts.apply("t", &mut batch(2, 3)), 0);
-        assert_eq!(counts.apply("u", &mut batch(1, 3)), 0);
+        assert_eq!(apply("t", batch(2, 3)).0, 0);
+        assert_eq!(apply("u", batch(1, 3)).0, 0);
     }
 }

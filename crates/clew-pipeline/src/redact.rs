@@ -7,6 +7,8 @@ use std::borrow::Cow;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::any_value::Value;
 use clew_model::otlp::common::v1::KeyValue;
+use clew_model::wire::{AttributesRef, ValueRef};
+use clew_model::{SpanAttribute, SpanAttributes, SpanBatch};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -100,6 +102,15 @@ enum Keys {
 }
 
 impl Keys {
+    /// [`Keys::matches`] for an attribute whose key is read only when a glob needs it.
+    fn matches_attribute(&self, attribute: &SpanAttribute<'_>) -> bool {
+        match self {
+            Keys::Any => true,
+            Keys::Exact(keys) => keys.iter().any(|k| k.as_bytes() == attribute.key_bytes()),
+            Keys::Glob(set) => set.is_match(attribute.key()),
+        }
+    }
+
     fn matches(&self, key: &str) -> bool {
         match self {
             Keys::Any => true,
@@ -121,6 +132,11 @@ struct Compiled {
 }
 
 impl Compiled {
+    /// Whether [`Compiled::mask`] would mask something in `text`.
+    fn would_mask(&self, text: &str) -> bool {
+        self.regex.find_iter(text).any(|found| self.check.is_none_or(|check| check(found.as_str())))
+    }
+
     /// `text` with every match masked, and how many were.
     fn mask<'a>(&self, text: &'a str) -> (Cow<'a, str>, u64) {
         let mut count = 0;
@@ -208,6 +224,30 @@ impl Redactor {
         Ok(Self { rules: compiled })
     }
 
+    /// Whether a rule would mask something in `batch`: only then does [`Redactor::apply`]
+    /// change it.
+    pub fn any_match(&self, batch: &SpanBatch) -> bool {
+        if self.rules.is_empty() {
+            return false;
+        }
+        let attributes = |list: AttributesRef<'_>| {
+            list.iter()
+                .any(|a| self.rules.iter().any(|rule| rule.keys.matches(a.key) && value_would_mask(rule, &a.value)))
+        };
+        let span_attributes = |list: SpanAttributes<'_>| {
+            list.iter().any(|a| {
+                self.rules.iter().any(|rule| rule.keys.matches_attribute(&a) && value_would_mask(rule, &a.value()))
+            })
+        };
+        batch.resources().any(|resource| attributes(resource.attributes()))
+            || batch.spans().any(|span| {
+                span_attributes(span.attributes())
+                    || span.events().any(|event| attributes(event.attributes()))
+                    || span.links().any(|link| attributes(link.attributes()))
+                    || self.rules.iter().any(|rule| rule.span_names && rule.would_mask(span.name()))
+            })
+    }
+
     /// Masks in place; returns how many values each rule masked.
     pub fn apply(&self, request: &mut ExportTraceServiceRequest) -> Vec<(String, u64)> {
         if self.rules.is_empty() {
@@ -251,6 +291,16 @@ impl Redactor {
                 }
             }
         }
+    }
+}
+
+/// Whether [`mask_value`] would mask something in `value`.
+fn value_would_mask(rule: &Compiled, value: &ValueRef<'_>) -> bool {
+    match value {
+        ValueRef::Str(text) => rule.would_mask(text),
+        ValueRef::Array(values) => values.iter().any(|v| value_would_mask(rule, &v)),
+        ValueRef::Map(list) => list.iter().any(|a| value_would_mask(rule, &a.value)),
+        _ => false,
     }
 }
 

@@ -124,26 +124,80 @@ impl TailSampling {
 
     /// Decides on the spans of one trace (all that arrived so far).
     pub fn decide<'a>(&self, trace_id: &[u8], spans: impl Iterator<Item = &'a Span> + Clone) -> Decision {
+        let mut summary = TraceSummary::default();
+        spans.clone().for_each(|span| {
+            let error = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32);
+            summary.add(error, span.start_time_unix_nano, span.end_time_unix_nano);
+        });
+        self.decide_summary(trace_id, &summary, || {
+            spans.clone().find_map(|s| self.keep.first_match(s)).map(str::to_owned)
+        })
+    }
+
+    /// The first keep rule `span` matches.
+    pub fn keep_rule(&self, span: &Span) -> Option<&str> {
+        self.keep.first_match(span)
+    }
+
+    /// Whether the policy has keep rules, which need the spans themselves, not their summary.
+    pub fn has_keep_rules(&self) -> bool {
+        !self.keep.is_empty()
+    }
+
+    /// [`TailSampling::decide`] from what a trace's spans add up to; `keep_rule` names the first
+    /// keep rule a span matches, and is asked only when the policy has keep rules and neither
+    /// an error nor the duration decided.
+    pub fn decide_summary(
+        &self,
+        trace_id: &[u8],
+        summary: &TraceSummary,
+        keep_rule: impl FnOnce() -> Option<String>,
+    ) -> Decision {
         let keep = |reason| Decision::Keep { reason, weight: 1.0 };
-        if self.keep_errors
-            && spans.clone().any(|s| s.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32))
-        {
+        if self.keep_errors && summary.error {
             return keep(Reason::Error);
         }
         if let Some(threshold) = self.keep_slower_than {
-            let start = spans.clone().map(|s| s.start_time_unix_nano).min().unwrap_or(0);
-            let end = spans.clone().map(|s| s.end_time_unix_nano).max().unwrap_or(0);
-            if end.saturating_sub(start) > threshold {
+            if summary.end.saturating_sub(summary.start) > threshold {
                 return keep(Reason::Slow);
             }
         }
-        if let Some(rule) = spans.clone().find_map(|s| self.keep.first_match(s)) {
-            return keep(Reason::Rule(rule.to_owned()));
+        if self.has_keep_rules() {
+            if let Some(rule) = keep_rule() {
+                return keep(Reason::Rule(rule));
+            }
         }
         if self.probability > 0.0 && (trace_hash(trace_id) as f64) < self.probability * TWO_TO_64 {
             return Decision::Keep { reason: Reason::Probabilistic, weight: 1.0 / self.probability };
         }
         Decision::Drop
+    }
+}
+
+/// What the policy reads of a trace's spans besides its keep rules: whether one failed, and
+/// when the first started and the last ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub error: bool,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Default for TraceSummary {
+    fn default() -> Self {
+        Self { error: false, start: u64::MAX, end: 0 }
+    }
+}
+
+impl TraceSummary {
+    pub fn add(&mut self, error: bool, start: u64, end: u64) {
+        self.error |= error;
+        self.start = self.start.min(start);
+        self.end = self.end.max(end);
+    }
+
+    pub fn merge(&mut self, other: &TraceSummary) {
+        self.add(other.error, other.start, other.end);
     }
 }
 

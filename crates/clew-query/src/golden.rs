@@ -142,7 +142,7 @@ pub async fn load(store: &DynStorage) {
         if n == half {
             store.flush().await.expect("flush");
         }
-        store.write(&tenant(), request).await.expect("write dataset");
+        store.write(&tenant(), request.into()).await.expect("write dataset");
     }
 }
 

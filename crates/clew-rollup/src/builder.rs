@@ -4,13 +4,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clew_model::otlp::common::v1::{any_value, KeyValue};
 use clew_model::otlp::trace::v1::span::SpanKind;
 use clew_model::otlp::trace::v1::ResourceSpans;
-use clew_model::{KeyValues, SpanId, SpanRow, TraceId, SAMPLING_WEIGHT};
+use clew_model::wire::{AttributesRef, ValueRef};
+use clew_model::{SpanBatch, SpanId, SpanRow, TraceId, SAMPLING_WEIGHT};
 use prost::Message;
 
-use crate::{minute_of, Family, Key, Rollup};
+use crate::{minute_of, Family, Key, Map, Rollup};
 
 const STATUS_ERROR: i32 = 2;
 const CLIENT: i32 = SpanKind::Client as i32;
@@ -126,11 +126,11 @@ type PeerCall = (Key, u64, f64, bool);
 pub struct Builder {
     options: Arc<BuilderOptions>,
     /// Spans of the batches still waiting, as parents.
-    spans: HashMap<SpanKey, Parent>,
+    spans: Map<SpanKey, Parent>,
     /// Client and producer spans with a peer name that nothing answered yet.
-    unanswered: HashMap<SpanKey, PeerCall>,
+    unanswered: Map<SpanKey, PeerCall>,
     /// Spans whose parent has not been seen, by parent.
-    orphans: HashMap<SpanKey, Vec<Observed>>,
+    orphans: Map<SpanKey, Vec<Observed>>,
     /// The waiting batches, oldest first: when each came, its spans, and the parents its
     /// orphans wait for.
     batches: VecDeque<(Instant, Vec<SpanKey>, Vec<SpanKey>)>,
@@ -141,9 +141,9 @@ impl Builder {
     pub fn new(options: Arc<BuilderOptions>) -> Self {
         Self {
             options,
-            spans: HashMap::new(),
-            unanswered: HashMap::new(),
-            orphans: HashMap::new(),
+            spans: Map::default(),
+            unanswered: Map::default(),
+            orphans: Map::default(),
             batches: VecDeque::new(),
             unpaired: 0,
         }
@@ -185,7 +185,7 @@ impl Builder {
         for (key, span) in keys.iter().zip(&spans) {
             self.spans.insert(*key, span.as_parent());
         }
-        let mut answered = std::collections::HashSet::new();
+        let mut answered = std::collections::HashSet::with_hasher(foldhash::fast::RandomState::default());
         let mut orphan = vec![false; spans.len()];
         for (i, span) in spans.iter().enumerate() {
             let key = Key {
@@ -293,84 +293,198 @@ fn call(out: &mut Rollup, parent: &Parent, child: &Observed) {
     out.add(key, duration, child.weight, error);
 }
 
-/// What the rollups need of a batch of spans: attributes decoded, dimensions and peers found.
+/// What the rollups need of a batch of spans: dimensions and peers found in their attributes.
 pub struct Observations(Vec<Observed>);
 
 impl Observations {
+    /// Of stored rows (attributes read from their encoding).
     pub fn of<'a>(options: &BuilderOptions, rows: impl IntoIterator<Item = &'a SpanRow>) -> Self {
-        Self(observe(options, rows))
+        // Rows of one resource share its buffer: its dimensions are found once per batch.
+        let mut resources: HashMap<(usize, usize), Vec<Option<Arc<str>>>> = HashMap::new();
+        let mut texts = Texts::default();
+        let observed = rows
+            .into_iter()
+            .map(|row| {
+                let resource =
+                    resources.entry((row.resource.as_ptr() as usize, row.resource.len())).or_insert_with(|| {
+                        let stored = ResourceSpans::decode(row.resource.as_ref()).ok().and_then(|r| r.resource);
+                        let encoded = stored.map(|r| r.encode_to_vec()).unwrap_or_default();
+                        resource_dims(options, AttributesRef::of(&encoded, 1), &mut texts)
+                    });
+                let mut found = Found::new(options);
+                for a in AttributesRef::stored(&row.attributes).iter() {
+                    found.add(options, a.key.as_bytes(), || a.value.clone(), &mut texts);
+                }
+                let parts = Parts {
+                    trace_id: row.trace_id,
+                    span_id: row.span_id,
+                    parent: &row.parent_span_id,
+                    service: &row.service_name,
+                    name: &row.name,
+                    kind: row.kind,
+                    status_code: row.status_code,
+                    start: row.start_unix_nano,
+                    end: row.end_unix_nano,
+                    trace_state: &row.trace_state,
+                };
+                observe(options, parts, found, resource, &mut texts)
+            })
+            .collect();
+        Self(observed)
     }
-}
 
-fn observe<'a>(options: &BuilderOptions, rows: impl IntoIterator<Item = &'a SpanRow>) -> Vec<Observed> {
-    // Rows of one resource share its buffer: its attributes are decoded once per batch.
-    let mut resources: HashMap<(usize, usize), Vec<KeyValue>> = HashMap::new();
-    let mut names: HashMap<&'a str, Arc<str>> = HashMap::new();
-    rows.into_iter()
-        .map(|row| {
-            let resource = resources.entry((row.resource.as_ptr() as usize, row.resource.len())).or_insert_with(|| {
-                ResourceSpans::decode(row.resource.as_ref())
-                    .ok()
-                    .and_then(|r| r.resource)
-                    .map(|r| r.attributes)
-                    .unwrap_or_default()
-            });
-            let attributes = KeyValues::decode(row.attributes.as_ref()).map(|kv| kv.values).unwrap_or_default();
-            let find = |name: &str| text(&attributes, name).or_else(|| text(resource, name));
-            let dims: Vec<Option<Arc<str>>> = options.dimensions.iter().map(|d| find(d).map(Arc::from)).collect();
-            let call_dims = options
-                .dimensions
-                .iter()
-                .zip(&dims)
-                .map(|(name, value)| value.clone().filter(|_| options.call_dimensions.contains(name)))
-                .collect();
-            let peer = PEER_ATTRIBUTES.iter().find_map(|a| text(&attributes, a)).map(|name| {
-                let family = if text(&attributes, DB_SYSTEM).is_some() { Family::Database } else { Family::External };
-                (family, Arc::from(name))
-            });
-            let name = names.entry(row.name.as_str()).or_insert_with(|| Arc::from(row.name.as_str())).clone();
-            Observed {
-                trace_id: row.trace_id,
-                span_id: row.span_id,
-                parent: SpanId::from_slice(&row.parent_span_id).ok(),
-                service: row.service_name.clone(),
-                name,
-                kind: row.kind,
-                error: row.status_code == STATUS_ERROR,
-                minute: minute_of(row.start_unix_nano),
-                duration: row.duration_nanos(),
-                weight: sampling_weight(&attributes, &row.trace_state),
-                dims,
-                call_dims,
-                peer,
+    /// Of the spans of a batch as received (attributes read from its index); spans with
+    /// invalid IDs are left out, as they are left out of its rows.
+    pub fn of_batch(options: &BuilderOptions, batch: &SpanBatch) -> Self {
+        let mut texts = Texts::default();
+        let mut observed = Vec::with_capacity(batch.span_count());
+        for resource in batch.resources() {
+            let dims = resource_dims(options, resource.attributes(), &mut texts);
+            for span in resource.scopes().flat_map(|scope| scope.spans()) {
+                let (Ok(trace_id), Ok(span_id)) =
+                    (TraceId::from_slice(span.trace_id()), SpanId::from_slice(span.span_id()))
+                else {
+                    continue;
+                };
+                let mut found = Found::new(options);
+                for a in span.attributes().iter() {
+                    found.add(options, a.key_bytes(), || a.value(), &mut texts);
+                }
+                let parts = Parts {
+                    trace_id,
+                    span_id,
+                    parent: span.parent_span_id(),
+                    service: resource.service_name(),
+                    name: span.name(),
+                    kind: span.kind(),
+                    status_code: span.status_code(),
+                    start: span.start_unix_nano(),
+                    end: span.end_unix_nano(),
+                    trace_state: span.trace_state(),
+                };
+                observed.push(observe(options, parts, found, &dims, &mut texts));
             }
-        })
-        .collect()
-}
-
-/// An attribute's value as text, for strings, integers, doubles and booleans.
-fn text(attributes: &[KeyValue], name: &str) -> Option<String> {
-    let value = attributes.iter().find(|kv| kv.key == name)?.value.as_ref()?.value.as_ref()?;
-    match value {
-        any_value::Value::StringValue(s) if !s.is_empty() => Some(s.clone()),
-        any_value::Value::IntValue(i) => Some(i.to_string()),
-        any_value::Value::DoubleValue(d) => Some(d.to_string()),
-        any_value::Value::BoolValue(b) => Some(b.to_string()),
-        _ => None,
+        }
+        Self(observed)
     }
 }
 
-/// How many spans a stored span stands for: the [`SAMPLING_WEIGHT`] attribute when positive,
-/// else the adjusted count of an OpenTelemetry sampling threshold in the trace state
-/// (`ot=th:…`), else 1.
-fn sampling_weight(attributes: &[KeyValue], trace_state: &str) -> f64 {
-    let recorded =
-        attributes.iter().find(|kv| kv.key == SAMPLING_WEIGHT).and_then(|kv| match kv.value.as_ref()?.value {
-            Some(any_value::Value::DoubleValue(d)) => Some(d),
-            Some(any_value::Value::IntValue(i)) => Some(i as f64),
-            _ => None,
-        });
-    recorded.filter(|w| w.is_finite() && *w > 0.0).or_else(|| threshold_weight(trace_state)).unwrap_or(1.0)
+/// The fields of a span the rollups read besides its attributes.
+struct Parts<'a> {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent: &'a [u8],
+    service: &'a Arc<str>,
+    name: &'a str,
+    kind: i32,
+    status_code: i32,
+    start: u64,
+    end: u64,
+    trace_state: &'a str,
+}
+
+/// The dimensions a resource's attributes give its spans.
+fn resource_dims(options: &BuilderOptions, attributes: AttributesRef<'_>, texts: &mut Texts) -> Vec<Option<Arc<str>>> {
+    let mut found = Found::new(options);
+    for a in attributes.iter() {
+        found.add(options, a.key.as_bytes(), || a.value.clone(), texts);
+    }
+    found.dims
+}
+
+fn observe(
+    options: &BuilderOptions,
+    span: Parts<'_>,
+    found: Found,
+    resource: &[Option<Arc<str>>],
+    texts: &mut Texts,
+) -> Observed {
+    let dims: Vec<Option<Arc<str>>> =
+        found.dims.into_iter().zip(resource).map(|(own, theirs)| own.or_else(|| theirs.clone())).collect();
+    let call_dims = options
+        .dimensions
+        .iter()
+        .zip(&dims)
+        .map(|(name, value)| value.clone().filter(|_| options.call_dimensions.contains(name)))
+        .collect();
+    let peer = found.peer.map(|name| (if found.db { Family::Database } else { Family::External }, name));
+    let weight = found.weight.filter(|w| w.is_finite() && *w > 0.0);
+    Observed {
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        parent: SpanId::from_slice(span.parent).ok(),
+        service: span.service.clone(),
+        name: texts.get(span.name),
+        kind: span.kind,
+        error: span.status_code == STATUS_ERROR,
+        minute: minute_of(span.start),
+        duration: span.end.saturating_sub(span.start),
+        weight: weight.or_else(|| threshold_weight(span.trace_state)).unwrap_or(1.0),
+        dims,
+        call_dims,
+        peer,
+    }
+}
+
+/// The texts of one batch (names, dimension values, peers), each allocated once.
+#[derive(Default)]
+struct Texts(Map<String, Arc<str>>);
+
+impl Texts {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(text.to_owned(), shared.clone());
+        shared
+    }
+}
+
+/// What the rollups look for in one span's attributes, found in one pass over them (the first
+/// attribute of a name counts).
+struct Found {
+    dims: Vec<Option<Arc<str>>>,
+    /// The first of [`PEER_ATTRIBUTES`] present, by preference, and its rank.
+    peer: Option<Arc<str>>,
+    peer_rank: usize,
+    db: bool,
+    weight: Option<f64>,
+    seen_weight: bool,
+}
+
+impl Found {
+    fn new(options: &BuilderOptions) -> Self {
+        let dims = vec![None; options.dimensions.len()];
+        Found { dims, peer: None, peer_rank: PEER_ATTRIBUTES.len(), db: false, weight: None, seen_weight: false }
+    }
+
+    /// Looks at one attribute; its value is read only when its key is wanted.
+    fn add<'v>(&mut self, options: &BuilderOptions, key: &[u8], value: impl Fn() -> ValueRef<'v>, texts: &mut Texts) {
+        if let Some(i) = options.dimensions.iter().position(|d| d.as_bytes() == key) {
+            if self.dims[i].is_none() {
+                self.dims[i] = value().text().map(|t| texts.get(&t));
+            }
+        }
+        if let Some(rank) = PEER_ATTRIBUTES.iter().position(|p| p.as_bytes() == key) {
+            if rank < self.peer_rank {
+                if let Some(name) = value().text() {
+                    self.peer_rank = rank;
+                    self.peer = Some(texts.get(&name));
+                }
+            }
+        }
+        if key == DB_SYSTEM.as_bytes() && value().text().is_some() {
+            self.db = true;
+        }
+        if key == SAMPLING_WEIGHT.as_bytes() && !std::mem::replace(&mut self.seen_weight, true) {
+            self.weight = match value() {
+                ValueRef::Double(d) => Some(d),
+                ValueRef::Int(i) => Some(i as f64),
+                _ => None,
+            };
+        }
+    }
 }
 
 /// The adjusted count `1 / (1 - th / 2^56)` of the `th` field of the `ot` trace-state entry.
@@ -388,8 +502,9 @@ fn threshold_weight(trace_state: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clew_model::otlp::common::v1::AnyValue;
+    use clew_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
     use clew_model::otlp::resource::v1::Resource;
+    use clew_model::KeyValues;
 
     fn kv(key: &str, value: any_value::Value) -> KeyValue {
         KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
@@ -564,6 +679,10 @@ mod tests {
         assert_eq!(threshold_weight("ot=th:0"), Some(1.0));
         assert_eq!(threshold_weight("ot=th:c"), Some(4.0));
         assert_eq!(threshold_weight("ot=th:zz"), None);
-        assert_eq!(sampling_weight(&[kv(SAMPLING_WEIGHT, any_value::Value::DoubleValue(-1.0))], ""), 1.0);
+        weighted.trace_state = String::new();
+        weighted.attributes =
+            KeyValues { values: vec![kv(SAMPLING_WEIGHT, any_value::Value::DoubleValue(-1.0))] }.encode_to_vec().into();
+        let rollup = Builder::once(options(), [&weighted]);
+        assert_eq!(rollup.entries.values().next().unwrap().count, 1.0, "a weight that is not positive counts as 1");
     }
 }

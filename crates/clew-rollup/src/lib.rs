@@ -18,8 +18,12 @@
 mod builder;
 mod sketch;
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The maps rollups keep per span and per aggregate, with a fast hasher: their keys are random
+/// span IDs and short names, hashed for every span ingested. (Seeded per process, so keys sent
+/// by clients cannot be chosen to collide.)
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use builder::{Builder, BuilderOptions, Observations, PEER_ATTRIBUTES};
 pub use sketch::{Latency, RELATIVE_ACCURACY};
@@ -126,12 +130,12 @@ impl Stats {
 #[derive(Clone, Debug, Default)]
 pub struct Rollup {
     pub dimensions: Vec<String>,
-    pub entries: HashMap<Key, Stats>,
+    pub entries: Map<Key, Stats>,
 }
 
 impl Rollup {
     pub fn new(dimensions: Vec<String>) -> Self {
-        Self { dimensions, entries: HashMap::new() }
+        Self { dimensions, entries: Map::default() }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,7 +12,10 @@
 //! brings back every trace without a recorded decision; a crash between storing a kept trace
 //! and recording its decision stores that trace again (at least once, never lost).
 //!
-//! Memory: held-back spans are counted by encoded size. Over `max_buffered_bytes` the oldest
+//! Memory: held-back spans are kept encoded, as they arrived (each trace's share of a request
+//! as one `ResourceSpans`), with a summary of what the policy reads (an error, the extent);
+//! only kept traces, and traces of policies with keep rules, are decoded again. They are
+//! counted by encoded size. Over `max_buffered_bytes` the oldest
 //! traces are decided early, by the same policy; at twice that (the store cannot keep up with
 //! what is kept) writes are refused with "retry later" instead of growing.
 
@@ -22,11 +25,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
-use clew_model::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use clew_model::{TenantId, TraceId, SAMPLING_REASON, SAMPLING_WEIGHT};
-use clew_pipeline::{Decision, Reason, TailSampling};
+use clew_model::otlp::trace::v1::status::StatusCode;
+use clew_model::otlp::trace::v1::ResourceSpans;
+use clew_model::{SpanBatch, TenantId, TraceId, SAMPLING_REASON, SAMPLING_WEIGHT};
+use clew_pipeline::{Decision, Reason, TailSampling, TraceSummary};
 use clew_storage::{SpanWriter, StorageError};
 use clew_wal::Wal;
 use parking_lot::Mutex;
@@ -38,6 +44,8 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 use tokio::sync::{Notify, RwLock};
 use tokio::task::JoinHandle;
+
+const STATUS_ERROR: i32 = StatusCode::Error as i32;
 
 /// How long a decision is remembered, so late spans of the trace follow it.
 pub const REMEMBER: Duration = Duration::from_secs(120);
@@ -69,8 +77,9 @@ pub struct SamplerOptions {
 struct Record {
     #[prost(string, tag = "1")]
     tenant: String,
-    #[prost(message, optional, tag = "2")]
-    request: Option<ExportTraceServiceRequest>,
+    /// An encoded `ExportTraceServiceRequest` (empty in decision records).
+    #[prost(bytes = "bytes", tag = "2")]
+    request: Bytes,
     #[prost(message, repeated, tag = "3")]
     decisions: Vec<DecisionRecord>,
 }
@@ -112,10 +121,18 @@ impl Verdict {
     }
 }
 
+/// One request's spans of one trace: an encoded `ResourceSpans`, and their summary.
+struct Fragment {
+    bytes: Bytes,
+    spans: u64,
+    summary: TraceSummary,
+}
+
 /// A trace whose spans are held back.
 struct Pending {
     policy: Option<Arc<TailSampling>>,
-    fragments: Vec<ResourceSpans>,
+    fragments: Vec<Bytes>,
+    summary: TraceSummary,
     bytes: u64,
     spans: u64,
     first: Instant,
@@ -126,18 +143,27 @@ struct Pending {
 
 impl Pending {
     fn new(policy: Option<Arc<TailSampling>>, seq: u64, now: Instant) -> Self {
-        Self { policy, fragments: Vec::new(), bytes: 0, spans: 0, first: now, last: now, min_seq: seq }
+        let summary = TraceSummary::default();
+        Self { policy, fragments: Vec::new(), summary, bytes: 0, spans: 0, first: now, last: now, min_seq: seq }
     }
 
-    fn add(&mut self, fragment: ResourceSpans, bytes: u64, now: Instant) {
-        self.spans += span_count(&fragment);
-        self.bytes += bytes;
+    fn add(&mut self, fragment: Fragment, now: Instant) {
+        self.spans += fragment.spans;
+        self.bytes += fragment.bytes.len() as u64;
+        self.summary.merge(&fragment.summary);
         self.last = now;
-        self.fragments.push(fragment);
+        self.fragments.push(fragment.bytes);
     }
 
-    fn spans(&self) -> impl Iterator<Item = &Span> + Clone {
-        self.fragments.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans)
+    /// The policy's decision; the spans are decoded only for keep rules, when they are asked.
+    fn decide(&self, trace_id: TraceId, policy: &TailSampling) -> Decision {
+        policy.decide_summary(trace_id.as_bytes(), &self.summary, || {
+            decode(&self.fragments)
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .find_map(|span| policy.keep_rule(span).map(str::to_owned))
+        })
     }
 }
 
@@ -145,7 +171,7 @@ impl Pending {
 struct Decided {
     key: Key,
     verdict: Verdict,
-    fragments: Vec<ResourceSpans>,
+    fragments: Vec<Bytes>,
     bytes: u64,
     spans: u64,
     min_seq: u64,
@@ -223,18 +249,24 @@ impl Sampler {
                     decided.insert(key, Verdict::of(decision));
                 }
             }
-            for (trace_id, fragment) in split(record.request.unwrap_or_default()) {
+            let Ok(batch) = SpanBatch::decode(record.request) else {
+                unreadable += 1;
+                return true;
+            };
+            for (trace_id, fragment) in split(&batch) {
                 let key = (tenant.clone(), trace_id);
                 if !decided.contains_key(&key) {
-                    let bytes = fragment.encoded_len() as u64;
-                    pending.entry(key).or_insert_with(|| Pending::new(None, seq, now)).add(fragment, bytes, now);
+                    pending.entry(key).or_insert_with(|| Pending::new(None, seq, now)).add(fragment, now);
                 }
             }
             true
         })
         .map_err(io("replay the sampler's WAL"))?;
         if unreadable > 0 {
-            tracing::error!(records = unreadable, "sampler wal records naming an invalid tenant; skipped");
+            tracing::error!(
+                records = unreadable,
+                "sampler wal records naming an invalid tenant or undecodable; skipped"
+            );
         }
         let held: u64 = pending.values().map(|p| p.spans).sum();
         if report.records > 0 {
@@ -281,13 +313,14 @@ impl Sampler {
         &self,
         tenant: &TenantId,
         policy: &Arc<TailSampling>,
-        request: ExportTraceServiceRequest,
+        batch: SpanBatch,
     ) -> Result<(), StorageError> {
         let shared = &self.shared;
         if shared.closing.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
-        let traces = split(request);
+        let traces = split(&batch);
+        drop(batch);
         let (undecided, decided) = {
             let mut state = shared.state.lock();
             if !state.policies.get(tenant).is_some_and(|p| Arc::ptr_eq(p, policy)) {
@@ -308,13 +341,12 @@ impl Sampler {
         let mut late = decided;
         if !undecided.is_empty() {
             let _appending = shared.appending.read().await;
-            let mut request = ExportTraceServiceRequest::default();
-            let mut trace_ids = Vec::with_capacity(undecided.len());
-            for (trace_id, fragment) in undecided {
-                trace_ids.push((trace_id, fragment.encoded_len() as u64));
-                request.resource_spans.push(fragment);
+            // The request of the record: each fragment as a `resource_spans` field.
+            let mut request = Vec::with_capacity(undecided.iter().map(|(_, f)| f.bytes.len() + 8).sum());
+            for (_, fragment) in &undecided {
+                prost::encoding::bytes::encode(1, &fragment.bytes, &mut request);
             }
-            let record = Record { tenant: tenant.as_str().into(), request: Some(request), decisions: Vec::new() };
+            let record = Record { tenant: tenant.as_str().into(), request: request.into(), decisions: Vec::new() };
             let framed = clew_wal::frame(&record.encode_to_vec());
             let seq = shared.wal.append(framed).await.map_err(|e| StorageError::Unavailable {
                 context: "append to the sampler's WAL".into(),
@@ -324,17 +356,17 @@ impl Sampler {
             let now = Instant::now();
             let mut state = shared.state.lock();
             state.wal_dirty = true;
-            let fragments = record.request.unwrap_or_default().resource_spans;
-            for ((trace_id, bytes), fragment) in trace_ids.into_iter().zip(fragments) {
+            for (trace_id, fragment) in undecided {
                 let key = (tenant.clone(), trace_id);
                 if state.decided.contains_key(&key) {
                     // Decided while this request was on its way to the WAL.
                     late.push((trace_id, fragment));
                     continue;
                 }
+                let bytes = fragment.bytes.len() as u64;
                 let pending = state.pending.entry(key).or_insert_with(|| Pending::new(Some(policy.clone()), seq, now));
                 pending.policy = Some(policy.clone());
-                pending.add(fragment, bytes, now);
+                pending.add(fragment, now);
                 state.buffered_bytes += bytes;
             }
             if state.buffered_bytes > shared.options.max_buffered_bytes {
@@ -363,29 +395,26 @@ impl Sampler {
 
 impl Shared {
     /// Late spans of decided traces: kept ones are stored with their trace's weight now.
-    async fn follow_decisions(
-        &self,
-        tenant: &TenantId,
-        late: Vec<(TraceId, ResourceSpans)>,
-    ) -> Result<(), StorageError> {
+    async fn follow_decisions(&self, tenant: &TenantId, late: Vec<(TraceId, Fragment)>) -> Result<(), StorageError> {
         let mut kept = ExportTraceServiceRequest::default();
         let (mut kept_spans, mut dropped_spans) = (0, 0);
         {
             let state = self.state.lock();
-            for (trace_id, mut fragment) in late {
+            for (trace_id, fragment) in late {
                 match state.decided.get(&(tenant.clone(), trace_id)) {
                     Some(Verdict::Keep { weight, reason }) => {
-                        stamp(std::slice::from_mut(&mut fragment), *weight, reason);
-                        kept_spans += span_count(&fragment);
-                        kept.resource_spans.push(fragment);
+                        let mut decoded = decode(std::slice::from_ref(&fragment.bytes));
+                        stamp(&mut decoded, *weight, reason);
+                        kept_spans += fragment.spans;
+                        kept.resource_spans.extend(decoded);
                     }
-                    _ => dropped_spans += span_count(&fragment),
+                    _ => dropped_spans += fragment.spans,
                 }
             }
         }
         self.metrics.late_spans.get_or_create(&DecisionLabel { decision: "dropped" }).inc_by(dropped_spans);
         if kept_spans > 0 {
-            self.writer.write(tenant, kept).await?;
+            self.writer.write(tenant, kept.into()).await?;
             self.metrics.late_spans.get_or_create(&DecisionLabel { decision: "kept" }).inc_by(kept_spans);
         }
         Ok(())
@@ -429,7 +458,7 @@ impl Shared {
                     self.metrics.traces.get_or_create(&TraceLabels { decision: "kept", reason: "sampling_off" }).inc();
                     Verdict::Keep { weight: 1.0, reason: "sampling_off".into() }
                 }
-                Some(policy) => match policy.decide(key.1.as_bytes(), p.spans()) {
+                Some(policy) => match p.decide(key.1, &policy) {
                     Decision::Keep { reason: Reason::Probabilistic, .. }
                         if !take_token(&mut state.caps, &key.0, policy.max_traces_per_second, now) =>
                     {
@@ -494,7 +523,7 @@ impl Shared {
             for d in &decided {
                 match &d.verdict {
                     Verdict::Keep { weight, reason } => {
-                        let mut fragments = d.fragments.clone();
+                        let mut fragments = decode(&d.fragments);
                         stamp(&mut fragments, *weight, reason);
                         kept.resource_spans.extend(fragments);
                         spans[0] += d.spans;
@@ -503,7 +532,7 @@ impl Shared {
                 }
             }
             if !kept.resource_spans.is_empty() {
-                if let Err(e) = self.writer.write(&tenant, kept).await {
+                if let Err(e) = self.writer.write(&tenant, kept.into()).await {
                     tracing::warn!(error = %e, tenant = %tenant, "storing sampled traces failed; retrying");
                     self.metrics.forward_failures.inc();
                     let mut state = self.state.lock();
@@ -514,7 +543,7 @@ impl Shared {
             }
             let record = Record {
                 tenant: tenant.as_str().into(),
-                request: None,
+                request: Bytes::new(),
                 decisions: decided.iter().map(|d| d.verdict.record(d.key.1)).collect(),
             };
             if let Err(e) = self.wal.append(clew_wal::frame(&record.encode_to_vec())).await {
@@ -633,52 +662,26 @@ fn stamp(fragments: &mut [ResourceSpans], weight: f64, reason: &str) {
     }
 }
 
-fn span_count(fragment: &ResourceSpans) -> u64 {
-    fragment.scope_spans.iter().map(|s| s.spans.len() as u64).sum()
+/// Held-back fragments decoded (they were checked when they arrived).
+fn decode(fragments: &[Bytes]) -> Vec<ResourceSpans> {
+    fragments.iter().filter_map(|bytes| ResourceSpans::decode(bytes.as_ref()).ok()).collect()
 }
 
-/// Splits a request into one resource group per trace, each holding only that trace's spans
-/// under their own resource and scope. Spans with an invalid trace ID (which validation
-/// removes before this) are left out.
-fn split(request: ExportTraceServiceRequest) -> Vec<(TraceId, ResourceSpans)> {
-    let mut out = Vec::new();
-    for resource_spans in request.resource_spans {
-        // Per trace: its group for this resource and the scope it last got a span in.
-        let mut groups: HashMap<TraceId, (ResourceSpans, usize)> = HashMap::new();
-        let mut order = Vec::new();
-        for (scope_no, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
-            let ScopeSpans { scope, spans, schema_url } = scope_spans;
-            for span in spans {
-                let Ok(trace_id) = TraceId::from_slice(&span.trace_id) else { continue };
-                let (group, last_scope) = groups.entry(trace_id).or_insert_with(|| {
-                    order.push(trace_id);
-                    let group = ResourceSpans {
-                        resource: resource_spans.resource.clone(),
-                        schema_url: resource_spans.schema_url.clone(),
-                        scope_spans: Vec::new(),
-                    };
-                    (group, usize::MAX)
-                });
-                if *last_scope != scope_no {
-                    *last_scope = scope_no;
-                    group.scope_spans.push(ScopeSpans {
-                        scope: scope.clone(),
-                        spans: Vec::new(),
-                        schema_url: schema_url.clone(),
-                    });
-                }
-                if let Some(scope) = group.scope_spans.last_mut() {
-                    scope.spans.push(span);
-                }
+/// Splits a batch into one fragment per trace and resource, each holding only that trace's
+/// spans under their own resource and scope, copied as they are. Spans with an invalid trace
+/// ID (which validation removes before this) are left out.
+fn split(batch: &SpanBatch) -> Vec<(TraceId, Fragment)> {
+    batch
+        .by_trace()
+        .into_iter()
+        .map(|(trace_id, encoded, spans)| {
+            let mut summary = TraceSummary::default();
+            for span in &spans {
+                summary.add(span.status_code() == STATUS_ERROR, span.start_unix_nano(), span.end_unix_nano());
             }
-        }
-        for trace_id in order {
-            if let Some((group, _)) = groups.remove(&trace_id) {
-                out.push((trace_id, group));
-            }
-        }
-    }
-    out
+            (trace_id, Fragment { bytes: encoded.into(), spans: spans.len() as u64, summary })
+        })
+        .collect()
 }
 
 struct Quiet;
@@ -740,6 +743,7 @@ impl Metrics {
 mod tests {
     use clew_model::otlp::common::v1::InstrumentationScope;
     use clew_model::otlp::resource::v1::Resource;
+    use clew_model::otlp::trace::v1::{ScopeSpans, Span};
 
     use super::*;
 
@@ -778,9 +782,10 @@ mod tests {
                 resource("b", vec![scope("z", vec![span(2, 5)])]),
             ],
         };
-        let parts = split(request.clone());
+        let parts = split(&SpanBatch::from_request(&request));
         let trace = |n: u8| TraceId::from_slice(&[n; 16]).unwrap();
-        let got: Vec<(TraceId, ResourceSpans)> = parts;
+        let got: Vec<(TraceId, ResourceSpans)> =
+            parts.iter().map(|(id, f)| (*id, ResourceSpans::decode(f.bytes.as_ref()).unwrap())).collect();
         assert_eq!(got.len(), 3, "trace 1 and 2 under a, trace 2 under b");
         assert_eq!(got[0].0, trace(1));
         assert_eq!(
@@ -789,8 +794,9 @@ mod tests {
         );
         assert_eq!(got[1].1, resource("a", vec![scope("x", vec![span(2, 2)])]));
         assert_eq!((got[2].0, &got[2].1), (trace(2), &resource("b", vec![scope("z", vec![span(2, 5)])])));
-        let total: u64 = got.iter().map(|(_, r)| span_count(r)).sum();
+        let total: u64 = parts.iter().map(|(_, f)| f.spans).sum();
         assert_eq!(total, 5, "no span lost or repeated");
+        assert_eq!(parts[0].1.summary, TraceSummary { error: false, start: 0, end: 0 });
     }
 
     #[test]

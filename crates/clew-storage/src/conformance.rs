@@ -160,7 +160,7 @@ async fn read(store: &DynStorage, tenant: &TenantId, trace: [u8; 16]) -> Vec<Res
 async fn lossless_round_trip(store: &DynStorage) {
     let t = tenant("conformance-lossless");
     let request = every_field_request([1; 16], now_nanos());
-    store.write(&t, request.clone()).await.expect("write");
+    store.write(&t, request.clone().into()).await.expect("write");
     assert_eq!(read(store, &t, [1; 16]).await, request.resource_spans, "lossless_round_trip: head");
     store.flush().await.expect("flush");
     assert_eq!(read(store, &t, [1; 16]).await, request.resource_spans, "lossless_round_trip: after flush");
@@ -174,7 +174,7 @@ async fn unknown_trace_is_empty(store: &DynStorage) {
 async fn tenants_are_isolated(store: &DynStorage) {
     let (a, b) = (tenant("conformance-a"), tenant("conformance-b"));
     let request = every_field_request([2; 16], now_nanos());
-    store.write(&a, request.clone()).await.expect("write");
+    store.write(&a, request.clone().into()).await.expect("write");
     assert!(read(store, &b, [2; 16]).await.is_empty(), "tenants_are_isolated: other tenant sees head data");
     store.flush().await.expect("flush");
     assert!(read(store, &b, [2; 16]).await.is_empty(), "tenants_are_isolated: other tenant sees segment data");
@@ -188,9 +188,9 @@ async fn trace_written_in_parts_reads_whole(store: &DynStorage) {
     first.resource_spans[0].scope_spans.truncate(1);
     let mut second = whole.clone();
     second.resource_spans[0].scope_spans.remove(0);
-    store.write(&t, first).await.expect("write first part");
+    store.write(&t, first.into()).await.expect("write first part");
     store.flush().await.expect("flush");
-    store.write(&t, second).await.expect("write second part");
+    store.write(&t, second.into()).await.expect("write second part");
     assert_eq!(read(store, &t, [3; 16]).await, whole.resource_spans, "trace_written_in_parts_reads_whole");
 }
 
@@ -225,7 +225,7 @@ async fn find_by_conditions(store: &DynStorage) {
     let start = now_nanos();
     let range = TimeRange { start: start - 1_000_000_000, end: start + 60_000_000_000 };
     let (a, b) = ([0xa1; 16], [0xb2; 16]);
-    store.write(&t, every_field_request(a, start)).await.expect("write");
+    store.write(&t, every_field_request(a, start).into()).await.expect("write");
     let mut other = every_field_request(b, start + 1_000);
     for span in other.resource_spans[0].scope_spans.iter_mut().flat_map(|s| s.spans.iter_mut()) {
         span.name = "SELECT orders".into();
@@ -234,7 +234,7 @@ async fn find_by_conditions(store: &DynStorage) {
         span.end_time_unix_nano = span.start_time_unix_nano + 50_000_000;
         span.attributes.retain(|kv| kv.key != "retry");
     }
-    store.write(&t, other).await.expect("write");
+    store.write(&t, other.into()).await.expect("write");
     let id = |bytes| TraceId::from_bytes(bytes).expect("non-zero");
     let (a, b) = (id(a), id(b));
     let regex = regex::Regex::new("^(?:GET /orders/.*)$").expect("regex");
@@ -335,7 +335,7 @@ async fn catalog_and_values(store: &DynStorage) {
     let t = tenant("conformance-catalog");
     let start = now_nanos();
     let range = TimeRange { start: start - 1_000_000_000, end: start + 60_000_000_000 };
-    store.write(&t, every_field_request([0xc3; 16], start)).await.expect("write");
+    store.write(&t, every_field_request([0xc3; 16], start).into()).await.expect("write");
     for phase in ["head", "segments"] {
         let catalog = store.catalog(&t, range).await.expect("catalog");
         assert_eq!(catalog.services(), ["checkout"], "catalog ({phase}): services");
@@ -459,8 +459,8 @@ async fn rollups_pair_calls(store: &DynStorage) {
         start,
         vec![(1, 0, Server, 0, 100, false, vec![]), (2, 1, Client, 5, 50, false, vec![])],
     );
-    store.write(&t, cart).await.expect("write");
-    store.write(&t, frontend).await.expect("write");
+    store.write(&t, cart.into()).await.expect("write");
+    store.write(&t, frontend.into()).await.expect("write");
     for phase in ["head", "segments"] {
         let call = (Family::Call, "frontend".to_owned(), "cart".to_owned(), 1.0, 1.0);
         assert_eq!(calls(store, &t, start).await, [call], "rollups ({phase}): calls");
@@ -512,10 +512,10 @@ async fn days_report_usage(store: &DynStorage) {
     let (a, b) = (tenant("conformance-days-a"), tenant("conformance-days-b"));
     let first = OLD_DAY_START + 3_600_000_000_000;
     let second = first + DAY_NANOS;
-    store.write(&a, every_field_request([0x41; 16], first)).await.expect("write");
-    store.write(&a, every_field_request([0x42; 16], second)).await.expect("write");
-    store.write(&a, every_field_request([0x43; 16], second + 1_000)).await.expect("write");
-    store.write(&b, every_field_request([0x41; 16], second)).await.expect("write");
+    store.write(&a, every_field_request([0x41; 16], first).into()).await.expect("write");
+    store.write(&a, every_field_request([0x42; 16], second).into()).await.expect("write");
+    store.write(&a, every_field_request([0x43; 16], second + 1_000).into()).await.expect("write");
+    store.write(&b, every_field_request([0x41; 16], second).into()).await.expect("write");
     store.flush().await.expect("flush");
     let days = store.days(&a).await.expect("days");
     let counted: Vec<(u32, u64)> = days.iter().map(|d| (d.day, d.spans)).collect();
@@ -561,7 +561,7 @@ async fn drop_day_deletes_the_day(store: &DynStorage) {
     let (t, other) = (tenant("conformance-drop"), tenant("conformance-drop-other"));
     let old = OLD_DAY_START + 7_200_000_000_000;
     let (old_day, next) = (day_of(old), old + DAY_NANOS);
-    store.write(&t, every_field_request(DROP_OLD, old)).await.expect("write");
+    store.write(&t, every_field_request(DROP_OLD, old).into()).await.expect("write");
     // A call to a database that nothing answers: it counts once its wait ends.
     let calls = service_request(
         "cart",
@@ -569,9 +569,9 @@ async fn drop_day_deletes_the_day(store: &DynStorage) {
         old,
         vec![(1, 0, Server, 0, 40, false, vec![]), (2, 1, Client, 10, 10, false, vec![kv("db.system", s("redis"))])],
     );
-    store.write(&t, calls).await.expect("write");
-    store.write(&t, every_field_request(DROP_KEPT, next)).await.expect("write");
-    store.write(&other, every_field_request(DROP_OLD, old)).await.expect("write");
+    store.write(&t, calls.into()).await.expect("write");
+    store.write(&t, every_field_request(DROP_KEPT, next).into()).await.expect("write");
+    store.write(&other, every_field_request(DROP_OLD, old).into()).await.expect("write");
     store.flush().await.expect("flush");
     let before = store.days(&t).await.expect("days");
     assert_eq!(before.iter().map(|d| (d.day, d.spans)).collect::<Vec<_>>(), [(old_day, 5), (old_day + 1, 3)]);
@@ -587,7 +587,7 @@ async fn drop_day_deletes_the_day(store: &DynStorage) {
     assert_eq!(store.days(&other).await.expect("days").len(), 1, "drop_day_deletes_the_day: other tenant's days");
 
     // Acknowledged and not flushed yet: dropped too.
-    store.write(&t, every_field_request(DROP_UNFLUSHED, old + 1_000)).await.expect("write");
+    store.write(&t, every_field_request(DROP_UNFLUSHED, old + 1_000).into()).await.expect("write");
     let freed = store.drop_day(&t, old_day).await.expect("drop_day");
     assert_eq!((freed.day, freed.spans), (old_day, 3), "drop_day_deletes_the_day: unflushed spans");
     assert_day_gone(store, &t, old_day, &[DROP_OLD, DROP_CALLS, DROP_UNFLUSHED], "drop_day_deletes_the_day: unflushed")

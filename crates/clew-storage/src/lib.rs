@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::{SpanRow, TenantId, TraceId};
+use clew_model::{SpanBatch, SpanRow, TenantId, TraceId};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -77,8 +76,8 @@ pub struct WriteReceipt {
 /// process or the machine does not lose them.
 #[async_trait]
 pub trait SpanWriter: Send + Sync {
-    /// Stores every span of `request` for `tenant`. IDs have been validated by the caller.
-    async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt>;
+    /// Stores every span of `batch` for `tenant`. IDs have been validated by the caller.
+    async fn write(&self, tenant: &TenantId, batch: SpanBatch) -> Result<WriteReceipt>;
 }
 
 /// Reads spans back.

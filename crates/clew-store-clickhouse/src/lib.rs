@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::{day_name, day_of, rows_from_request, SpanRow, TenantId, TraceId, NANOS_PER_DAY};
+use clew_model::{day_name, day_of, rows_from_batch, SpanBatch, SpanRow, TenantId, TraceId, NANOS_PER_DAY};
 use clew_rollup::{Builder, BuilderOptions, Family, Key, Latency, Observations, Rollup, RollupQuery, Stats};
 use clew_storage::{
     Catalog, DayUsage, FindRequest, Operation, Result, SpanWriter, Storage, StorageError, Target, TimeRange, TraceHit,
@@ -401,11 +400,11 @@ fn partition_tenant(partition: &str) -> Option<&str> {
 
 #[async_trait]
 impl SpanWriter for ClickHouseStore {
-    async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt> {
+    async fn write(&self, tenant: &TenantId, batch: SpanBatch) -> Result<WriteReceipt> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
-        let rows = rows_from_request(request);
+        let rows = rows_from_batch(&batch);
         if rows.is_empty() {
             return Ok(WriteReceipt::default());
         }
@@ -420,7 +419,7 @@ impl SpanWriter for ClickHouseStore {
                 ),
                 retry_after: Duration::from_secs(2),
             })?;
-        let observed = Observations::of(&self.inner.options.rollups, &rows);
+        let observed = Observations::of_batch(&self.inner.options.rollups, &batch);
         let spans = rows.len();
         drop(rows);
         self.ask(|done| {

@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn rows_written_read_back_through_the_read_columns() {
-        let rows = clew_model::rows_from_request(every_field_request([7; 16], 1_700_000_000_000_000_000));
+        let rows = clew_model::rows_from_request(&every_field_request([7; 16], 1_700_000_000_000_000_000));
         let tenant: TenantId = "t".parse().unwrap();
         let mut w = Writer::default();
         write_spans(&mut w, &tenant, &rows);

@@ -24,8 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::{day_of, rows_from_request, SpanRow, TenantId, TraceId};
+use clew_model::{day_of, rows_from_batch, SpanBatch, SpanRow, TenantId, TraceId};
 use clew_rollup::{Builder, Observations, Rollup, RollupQuery, MINUTE_NANOS};
 use clew_storage::{
     Catalog, DayUsage, FindRequest, Result, SpanWriter, Storage, StorageError, Target, TimeRange, TraceHit,
@@ -350,15 +349,11 @@ fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered
     let mut bad_records = 0u64;
     let report = wal::replay(&wal_dir, |_, payload| {
         let Ok(record) = wal::WalRecord::decode(payload) else { return false };
-        let decoded = record
-            .tenant
-            .parse::<TenantId>()
-            .ok()
-            .zip(ExportTraceServiceRequest::decode(record.request.as_slice()).ok());
+        let decoded = record.tenant.parse::<TenantId>().ok().zip(SpanBatch::decode(record.request).ok());
         match decoded {
-            Some((tenant, request)) => {
-                let rows = rows_from_request(request);
-                builders.add(&tenant, Observations::of(&options.rollups, &rows));
+            Some((tenant, batch)) => {
+                builders.add(&tenant, Observations::of_batch(&options.rollups, &batch));
+                let rows = rows_from_batch(&batch);
                 head.insert(&tenant, rows);
             }
             None => bad_records += 1,
@@ -423,7 +418,7 @@ impl Inner {
         );
     }
 
-    async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt> {
+    async fn write(&self, tenant: &TenantId, batch: SpanBatch) -> Result<WriteReceipt> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
@@ -436,16 +431,16 @@ impl Inner {
             self.flush_wanted.notify_one();
             return Err(self.overloaded("the in-memory head is full while a flush catches up"));
         }
-        let framed =
-            wal::record(tenant.as_str(), &request).map_err(|e| StorageError::internal("encode a WAL record", e))?;
+        let framed = wal::record(tenant.as_str(), batch.bytes());
         let size = u32::try_from(framed.len()).map_err(|_| self.overloaded("request larger than the WAL backlog"))?;
         let _permit = self
             .pending_wal_bytes
             .clone()
             .try_acquire_many_owned(size)
             .map_err(|_| self.overloaded("the WAL backlog is full"))?;
-        let rows = rows_from_request(request);
-        let observed = Observations::of(&self.options.rollups, &rows);
+        let observed = Observations::of_batch(&self.options.rollups, &batch);
+        let rows = rows_from_batch(&batch);
+        drop(batch);
         let spans = rows.len();
         let _shared = self.rotation.read().await;
         self.wal.append(framed).await.map_err(|e| StorageError::Unavailable {
@@ -948,12 +943,12 @@ async fn compaction_loop(inner: Arc<Inner>) {
 
 #[async_trait]
 impl SpanWriter for LocalEngine {
-    async fn write(&self, tenant: &TenantId, request: ExportTraceServiceRequest) -> Result<WriteReceipt> {
+    async fn write(&self, tenant: &TenantId, batch: SpanBatch) -> Result<WriteReceipt> {
         // A write runs to its end even when the client goes away mid-request, so that a record
         // in the WAL is always in the head too.
         let inner = self.inner.clone();
         let tenant = tenant.clone();
-        tokio::spawn(async move { inner.write(&tenant, request).await })
+        tokio::spawn(async move { inner.write(&tenant, batch).await })
             .await
             .map_err(|e| StorageError::internal("finish a write", e))?
     }

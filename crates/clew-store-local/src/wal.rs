@@ -11,27 +11,31 @@ pub(crate) struct WalRecord {
     #[prost(string, tag = "1")]
     pub(crate) tenant: String,
     /// An encoded `ExportTraceServiceRequest` holding only validated spans.
-    #[prost(bytes = "vec", tag = "2")]
-    pub(crate) request: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub(crate) request: bytes::Bytes,
 }
 
-/// The framed WAL record of `request` for `tenant`, encoded in one buffer: the same bytes as
-/// framing an encoded [`WalRecord`], without encoding the request twice.
-pub(crate) fn record(tenant: &str, request: &impl Message) -> Result<Vec<u8>, prost::EncodeError> {
-    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, string, WireType};
-    let inner = request.encoded_len();
-    let tenant = tenant.to_owned();
+/// The framed WAL record of the encoded `request` for `tenant`, in one buffer: the request's
+/// bytes are copied once, as they are.
+pub(crate) fn record(tenant: &str, request: &[u8]) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
     // proto3 leaves default (empty) strings out.
-    let tenant_len = if tenant.is_empty() { 0 } else { string::encoded_len(1, &tenant) };
-    let payload = tenant_len + key_len(2) + encoded_len_varint(inner as u64) + inner;
-    clew_wal::frame_with(payload, |out| {
+    let tenant_len =
+        if tenant.is_empty() { 0 } else { key_len(1) + encoded_len_varint(tenant.len() as u64) + tenant.len() };
+    let payload = tenant_len + key_len(2) + encoded_len_varint(request.len() as u64) + request.len();
+    let framed = clew_wal::frame_with(payload, |out| -> Result<(), std::convert::Infallible> {
         if !tenant.is_empty() {
-            string::encode(1, &tenant, out);
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(tenant.len() as u64, out);
+            out.extend_from_slice(tenant.as_bytes());
         }
         encode_key(2, WireType::LengthDelimited, out);
-        encode_varint(inner as u64, out);
-        request.encode(out)
-    })
+        encode_varint(request.len() as u64, out);
+        out.extend_from_slice(request);
+        Ok(())
+    });
+    let Ok(framed) = framed;
+    framed
 }
 
 #[cfg(test)]
@@ -40,11 +44,11 @@ mod tests {
 
     #[test]
     fn records_are_framed_wal_records() {
-        let request = WalRecord { tenant: "x".into(), request: vec![7; 300] };
+        let request = vec![7; 300];
         for tenant in ["", "team-a"] {
             let want =
-                clew_wal::frame(&WalRecord { tenant: tenant.into(), request: request.encode_to_vec() }.encode_to_vec());
-            assert_eq!(record(tenant, &request).unwrap(), want);
+                clew_wal::frame(&WalRecord { tenant: tenant.into(), request: request.clone().into() }.encode_to_vec());
+            assert_eq!(record(tenant, &request), want);
         }
     }
 }

@@ -56,9 +56,9 @@ async fn acknowledged_spans_survive_a_crash_without_flush() {
     use clew_storage::SpanWriter;
     let dir = tempfile::tempdir().unwrap();
     let store = open(options(dir.path())).await;
-    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    store.write(&tenant(), every_field_request([1; 16], START).into()).await.unwrap();
     store.flush().await.unwrap();
-    store.write(&tenant(), every_field_request([2; 16], START)).await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START).into()).await.unwrap();
     // Dropping without close is what a crash leaves: segments plus a WAL not yet flushed.
     drop(store);
     let store = open(options(dir.path())).await;
@@ -79,8 +79,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn crash_between_segments_and_checkpoint(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     use clew_storage::SpanWriter;
     let store = open(options(dir)).await;
-    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
-    store.write(&tenant(), every_field_request([2; 16], START + 86_400_000_000_000)).await.unwrap();
+    store.write(&tenant(), every_field_request([1; 16], START).into()).await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START + 86_400_000_000_000).into()).await.unwrap();
     let saved = dir.join("saved-wal");
     copy_dir(&dir.join("wal"), &saved);
     store.flush().await.unwrap();
@@ -135,9 +135,9 @@ async fn compaction_merges_small_segments_and_keeps_every_span() {
     opts.compaction_min_segments = 3;
     let store = open(opts.clone()).await;
     for i in 1..=5u8 {
-        store.write(&tenant(), every_field_request([i; 16], START + u64::from(i))).await.unwrap();
+        store.write(&tenant(), every_field_request([i; 16], START + u64::from(i)).into()).await.unwrap();
         // The same request twice, as a retrying client would send it.
-        store.write(&tenant(), every_field_request([i; 16], START + u64::from(i))).await.unwrap();
+        store.write(&tenant(), every_field_request([i; 16], START + u64::from(i)).into()).await.unwrap();
         store.flush().await.unwrap();
     }
     let spans_in_rollups = |store: Arc<LocalEngine>| async move {
@@ -172,7 +172,7 @@ async fn closing_during_background_flushes_stores_every_span_once() {
         opts.head_flush_bytes = 1;
         let store = open(opts.clone()).await;
         for i in 0..40u8 {
-            store.write(&tenant(), every_field_request([i + 1; 16], START + u64::from(round))).await.unwrap();
+            store.write(&tenant(), every_field_request([i + 1; 16], START + u64::from(round)).into()).await.unwrap();
         }
         store.close().await.unwrap();
         drop(store);
@@ -192,7 +192,7 @@ async fn lookups_during_compaction_always_find_the_trace() {
     for round in 0..4u8 {
         for i in 0..4u8 {
             let trace = [round * 4 + i + 1; 16];
-            store.write(&tenant(), every_field_request(trace, START)).await.unwrap();
+            store.write(&tenant(), every_field_request(trace, START).into()).await.unwrap();
             store.flush().await.unwrap();
         }
         let reader = {
@@ -218,8 +218,8 @@ async fn a_full_head_pushes_back_with_retry_after() {
     opts.head_max_bytes = 1;
     opts.head_flush_bytes = u64::MAX;
     let store = open(opts).await;
-    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
-    let refused = store.write(&tenant(), every_field_request([2; 16], START)).await.unwrap_err();
+    store.write(&tenant(), every_field_request([1; 16], START).into()).await.unwrap();
+    let refused = store.write(&tenant(), every_field_request([2; 16], START).into()).await.unwrap_err();
     assert!(matches!(refused, StorageError::Overloaded { .. }), "{refused}");
     assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
     assert!(refused.to_string().contains("head is full"), "{refused}");
@@ -231,7 +231,7 @@ async fn torn_wal_tail_is_cut_at_startup() {
     use clew_storage::SpanWriter;
     let dir = tempfile::tempdir().unwrap();
     let store = open(options(dir.path())).await;
-    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    store.write(&tenant(), every_field_request([1; 16], START).into()).await.unwrap();
     drop(store);
     let wal_file =
         walk(&dir.path().join("wal")).into_iter().find(|p| p.extension().is_some_and(|e| e == "wal")).unwrap();
@@ -264,7 +264,7 @@ proptest! {
             opts.compaction_min_segments = 2;
             let store = open(opts.clone()).await;
             for request in &requests {
-                store.write(&tenant(), request.clone()).await.unwrap();
+                store.write(&tenant(), request.clone().into()).await.unwrap();
             }
             drop(store);
             let store = open(opts.clone()).await; // WAL replay
@@ -283,7 +283,7 @@ proptest! {
             store.flush().await.unwrap();
             check(store.clone(), "segment").await?;
             for request in &requests {
-                store.write(&tenant(), request.clone()).await.unwrap();
+                store.write(&tenant(), request.clone().into()).await.unwrap();
                 store.flush().await.unwrap();
             }
             store.compact().await.unwrap();
@@ -305,8 +305,8 @@ async fn spans_whose_parent_never_comes_are_counted() {
     // which never comes. The next request ends the first one's wait.
     let mut orphaned = every_field_request([0x0f; 16], START);
     orphaned.resource_spans[0].scope_spans[0].spans[0].parent_span_id = vec![9; 8];
-    store.write(&tenant(), orphaned).await.unwrap();
-    store.write(&tenant(), every_field_request([0x1f; 16], START)).await.unwrap();
+    store.write(&tenant(), orphaned.into()).await.unwrap();
+    store.write(&tenant(), every_field_request([0x1f; 16], START).into()).await.unwrap();
     store.flush().await.unwrap();
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
@@ -337,7 +337,7 @@ async fn a_half_deleted_day_does_not_stop_startup() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(options(dir.path())).await;
     for i in 1..=3u8 {
-        store.write(&tenant(), every_field_request([i; 16], START)).await.unwrap();
+        store.write(&tenant(), every_field_request([i; 16], START).into()).await.unwrap();
         store.flush().await.unwrap();
     }
     store.close().await.unwrap();
@@ -373,11 +373,11 @@ async fn a_drop_interrupted_by_a_crash_is_finished_at_startup() {
     use clew_storage::SpanWriter;
     let dir = tempfile::tempdir().unwrap();
     let store = open(options(dir.path())).await;
-    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    store.write(&tenant(), every_field_request([1; 16], START).into()).await.unwrap();
     store.flush().await.unwrap();
-    store.write(&tenant(), every_field_request([1; 16], START + 1_000)).await.unwrap();
+    store.write(&tenant(), every_field_request([1; 16], START + 1_000).into()).await.unwrap();
     store.flush().await.unwrap();
-    store.write(&tenant(), every_field_request([2; 16], START + DAY)).await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START + DAY).into()).await.unwrap();
     store.flush().await.unwrap();
     drop(store);
     // A crash after the day's directory was renamed and one of its files deleted.
@@ -403,7 +403,7 @@ async fn a_dropped_day_stays_dropped_after_a_crash() {
     let mut registry = Registry::default();
     let store = LocalEngine::open(options(dir.path()), &mut registry).await.unwrap();
     let day = clew_model::day_of(START);
-    store.write(&tenant(), every_field_request([1; 16], START)).await.unwrap();
+    store.write(&tenant(), every_field_request([1; 16], START).into()).await.unwrap();
     let freed = store.drop_day(&tenant(), day).await.unwrap();
     assert_eq!((freed.day, freed.spans), (day, 3), "acknowledged spans not yet flushed are dropped");
     assert!(freed.bytes > 0);
@@ -411,7 +411,7 @@ async fn a_dropped_day_stays_dropped_after_a_crash() {
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     assert!(text.contains("clew_storage_days_dropped_total 1\n"), "{text}");
     // Written after the drop: new data, kept.
-    store.write(&tenant(), every_field_request([2; 16], START)).await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START).into()).await.unwrap();
     assert!(store.days(&tenant()).await.unwrap().is_empty(), "spans only in the head are not counted");
     assert_eq!(store.tenants().await.unwrap(), [tenant()], "a tenant with spans in the head has data");
     drop(store);
@@ -434,8 +434,8 @@ async fn reads_during_a_drop_never_fail() {
     let day = clew_model::day_of(START);
     for round in 0..4u8 {
         for i in 1..=6u8 {
-            store.write(&tenant(), every_field_request([i; 16], START)).await.unwrap();
-            store.write(&tenant(), every_field_request([i + 100; 16], START + DAY)).await.unwrap();
+            store.write(&tenant(), every_field_request([i; 16], START).into()).await.unwrap();
+            store.write(&tenant(), every_field_request([i + 100; 16], START + DAY).into()).await.unwrap();
             store.flush().await.unwrap();
         }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -486,11 +486,11 @@ async fn aggregates_a_dropped_day_left_in_other_days_files_are_not_served() {
         value: Some(AnyValue { value: Some(Value::StringValue("redis".into())) }),
         ..Default::default()
     });
-    store.write(&tenant(), calling).await.unwrap();
+    store.write(&tenant(), calling.into()).await.unwrap();
     store.flush().await.unwrap();
     // This request ends the wait of the first: its call to redis, of the first day, is stored
     // with the second day's spans.
-    store.write(&tenant(), every_field_request([2; 16], START + DAY)).await.unwrap();
+    store.write(&tenant(), every_field_request([2; 16], START + DAY).into()).await.unwrap();
     store.flush().await.unwrap();
     let first_day = RollupQuery::minutes(START - START % DAY, START - START % DAY + DAY);
     let families = |rollup: clew_storage::Rollup| {

@@ -50,9 +50,9 @@ async fn regenerate(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     let engine = LocalEngine::open(EngineOptions::new(dir), &mut Registry::default()).await.unwrap();
     let tenant = TenantId::default_tenant();
-    engine.write(&tenant, every_field_request([1; 16], START)).await.unwrap();
+    engine.write(&tenant, every_field_request([1; 16], START).into()).await.unwrap();
     engine.flush().await.unwrap();
-    engine.write(&tenant, every_field_request([2; 16], START)).await.unwrap();
+    engine.write(&tenant, every_field_request([2; 16], START).into()).await.unwrap();
 }
 
 #[tokio::test]

@@ -59,7 +59,7 @@ impl World {
 
     async fn write(&self, project: &clew_tenancy::Project, trace: u8, day: u64) {
         let tenant = project.tenant.parse().unwrap();
-        self.engine.write(&tenant, every_field_request(trace_id(trace), at_day(day))).await.unwrap();
+        self.engine.write(&tenant, every_field_request(trace_id(trace), at_day(day)).into()).await.unwrap();
     }
 
     async fn present(&self, project: &clew_tenancy::Project, trace: u8) -> bool {

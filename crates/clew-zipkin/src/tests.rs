@@ -89,7 +89,7 @@ fn json_round_trip(body: &str) -> Vec<ZipkinSpan> {
 }
 
 fn stored_round_trip(body: &str) -> Vec<ZipkinSpan> {
-    let rows = rows_from_request(decode_json(body.as_bytes()).unwrap());
+    let rows = rows_from_request(&decode_json(body.as_bytes()).unwrap());
     to_zipkin(&assemble(rows).unwrap())
 }
 

@@ -227,7 +227,7 @@ proptest! {
         let request = decode_json(&body).unwrap();
         prop_assert_eq!(sorted(to_zipkin(&request.resource_spans)), sorted(spans.clone()));
         // And through storage rows, as the query side reads them back.
-        let stored = assemble(rows_from_request(request)).unwrap();
+        let stored = assemble(rows_from_request(&request)).unwrap();
         prop_assert_eq!(sorted(to_zipkin(&stored)), sorted(spans));
     }
 

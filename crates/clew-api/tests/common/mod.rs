@@ -81,7 +81,7 @@ pub(crate) async fn app_with(requests: impl IntoIterator<Item = ExportTraceServi
 
 /// Writes `request` for the default tenant.
 pub(crate) async fn write(engine: &LocalEngine, request: ExportTraceServiceRequest) {
-    engine.write(&TenantId::default_tenant(), request).await.unwrap();
+    engine.write(&TenantId::default_tenant(), request.into()).await.unwrap();
 }
 
 /// An answer, read whole.
