@@ -201,7 +201,9 @@ impl Ingest {
         // never written. Dropped spans are the server's choice, not the client's fault, so they
         // are not reported as rejected.
         let pipeline = self.pipeline(target)?;
-        let (batch, applied) = pipeline.apply(tenant.as_str(), batch, rejections.indices());
+        let (batch, applied) = pipeline
+            .apply(tenant.as_str(), batch, rejections.indices())
+            .map_err(|e| IngestError::Malformed { format: "OTLP", reason: e.to_string() })?;
         metrics.pipeline(&applied);
         let to_store = batch.span_count();
         if to_store > 0 {

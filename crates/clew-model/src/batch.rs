@@ -167,10 +167,10 @@ impl SpanBatch {
         }
     }
 
-    /// The request decoded into owned values, for the stages that change it.
-    pub fn to_request(&self) -> ExportTraceServiceRequest {
-        // The bytes were checked when the batch was made.
-        ExportTraceServiceRequest::decode(self.bytes.as_ref()).unwrap_or_default()
+    /// The request decoded into owned values, for the stages that change it. The bytes were
+    /// checked when the batch was made, so this fails only if that check and prost disagree.
+    pub fn to_request(&self) -> Result<ExportTraceServiceRequest, WireError> {
+        Ok(ExportTraceServiceRequest::decode(self.bytes.as_ref())?)
     }
 
     /// The encoded request.
@@ -283,7 +283,7 @@ impl<'a> ResourceView<'a> {
     }
 
     /// This resource as stored: a `ResourceSpans` holding only `resource` and `schema_url`.
-    pub fn encode_stored(&self) -> Vec<u8> {
+    pub(crate) fn encode_stored(&self) -> Vec<u8> {
         encode_parts(self.resource(), self.schema_url())
     }
 
@@ -333,12 +333,8 @@ impl<'a> ScopeView<'a> {
         self.entry.scope.map(|at| self.batch.slice(at))
     }
 
-    pub fn attributes(&self) -> AttributesRef<'a> {
-        AttributesRef::of(self.scope().unwrap_or_default(), 3)
-    }
-
     /// This scope as stored: a `ScopeSpans` holding only `scope` and `schema_url`.
-    pub fn encode_stored(&self) -> Vec<u8> {
+    pub(crate) fn encode_stored(&self) -> Vec<u8> {
         encode_parts(self.scope(), self.batch.text(self.entry.schema_url))
     }
 
@@ -449,6 +445,13 @@ impl<'a> SpanView<'a> {
 
     pub fn dropped_links_count(&self) -> u32 {
         self.entry.dropped_links
+    }
+
+    /// Bytes [`SpanView::append_stored`] and its parent ID take.
+    pub(crate) fn stored_len(&self) -> usize {
+        let e = self.entry;
+        let runs: usize = [e.attributes, e.events, e.links].iter().map(|run| run.at.range().len()).sum();
+        runs + e.parent_span_id.range().len()
     }
 
     /// The span's attributes, events and links as stored ([`crate::KeyValues`],

@@ -117,7 +117,8 @@ pub fn rows_from_request(request: &ExportTraceServiceRequest) -> Vec<SpanRow> {
 /// span ID is invalid are skipped here (the ingest layer rejects them with a reason first).
 pub fn rows_from_batch(batch: &SpanBatch) -> Vec<SpanRow> {
     let mut rows = Vec::with_capacity(batch.span_count());
-    let mut shared = Vec::with_capacity(batch.bytes().len());
+    // Exactly sized: the rows keep this buffer, all of it, for as long as they live.
+    let mut shared = Vec::with_capacity(batch.spans().map(|span| span.stored_len()).sum());
     // Per row: where its parent ID, attributes, events and links are in `shared`.
     let mut parts = Vec::with_capacity(batch.span_count());
     for resource in batch.resources() {

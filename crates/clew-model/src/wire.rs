@@ -317,10 +317,6 @@ impl<'a> AttributesRef<'a> {
     pub fn get(&self, key: &str) -> Option<ValueRef<'a>> {
         self.iter().find(|a| a.key == key).map(|a| a.value)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
-    }
 }
 
 /// Reads an encoded `KeyValue` (the last key and value fields win).

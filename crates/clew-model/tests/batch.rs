@@ -182,7 +182,7 @@ proptest! {
         let batch = SpanBatch::decode(bytes.clone().into());
         prop_assert_eq!(batch.is_ok(), by_prost.is_ok(), "prost: {:?}, batch: {:?}", by_prost.as_ref().err(), batch.as_ref().err());
         if let (Ok(batch), Ok(request)) = (batch, by_prost) {
-            prop_assert_eq!(batch.to_request(), request.clone());
+            prop_assert_eq!(batch.to_request().unwrap(), request.clone());
             prop_assert_eq!(decoded(rows_from_batch(&batch)), decoded(rows_from_request(&request)));
         }
     }
@@ -219,7 +219,7 @@ fn an_unusual_layout_is_read_as_prost_reads_it() {
     };
     let raw = wrap(1, &wrap(2, &wrap(2, &bytes)));
     let batch = SpanBatch::decode(raw.into()).unwrap();
-    assert_eq!(batch.to_request(), request);
+    assert_eq!(batch.to_request().unwrap(), request);
     let view = batch.spans().next().unwrap();
     assert_eq!(view.name(), "m");
     assert_eq!(view.attributes().iter().map(|a| a.key()).collect::<Vec<_>>(), ["a", "b"]);

@@ -24,6 +24,7 @@ pub use sample::{Decision, Reason, SamplingConfig, TailSampling, TraceSummary};
 
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::trace::v1::Span;
+use clew_model::wire::WireError;
 use clew_model::SpanBatch;
 use serde::{Deserialize, Serialize};
 
@@ -166,14 +167,14 @@ impl Pipeline {
     /// (indexes in request order). The stages first only read the batch; only when one of them
     /// has something to change is it decoded, changed and encoded again, so a request nothing
     /// changes reaches storage as the bytes that arrived.
-    pub fn apply(&self, tenant: &str, batch: SpanBatch, invalid: &[usize]) -> (SpanBatch, Applied) {
+    pub fn apply(&self, tenant: &str, batch: SpanBatch, invalid: &[usize]) -> Result<(SpanBatch, Applied), WireError> {
         let mut applied = Applied::default();
         let changes = !invalid.is_empty()
             || self.drop.any_match(&batch)
             || self.redact.any_match(&batch)
             || self.limits.any_over(&batch);
         let batch = if changes {
-            let mut request = batch.to_request();
+            let mut request = batch.to_request()?;
             retain_spans(&mut request, |i, _| !invalid.contains(&i));
             applied.dropped = self.drop.apply(&mut request);
             applied.redacted = self.redact.apply(&mut request);
@@ -184,12 +185,12 @@ impl Pipeline {
         };
         let cut = self.trace_spans.count(tenant, &batch);
         if cut.is_empty() {
-            return (batch, applied);
+            return Ok((batch, applied));
         }
         applied.truncated.trace_spans = cut.cut.len() as u64;
-        let mut request = batch.to_request();
+        let mut request = batch.to_request()?;
         cut.apply(&mut request);
-        (SpanBatch::from_request(&request), applied)
+        Ok((SpanBatch::from_request(&request), applied))
     }
 
     /// The tail-sampling policy, when sampling is on.

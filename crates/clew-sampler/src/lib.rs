@@ -662,9 +662,15 @@ fn stamp(fragments: &mut [ResourceSpans], weight: f64, reason: &str) {
     }
 }
 
-/// Held-back fragments decoded (they were checked when they arrived).
+/// Held-back fragments decoded. They were cut from checked requests, so none should fail;
+/// one that does is reported, not passed over in silence.
 fn decode(fragments: &[Bytes]) -> Vec<ResourceSpans> {
-    fragments.iter().filter_map(|bytes| ResourceSpans::decode(bytes.as_ref()).ok()).collect()
+    let decoded = fragments.iter().map(|bytes| ResourceSpans::decode(bytes.as_ref()));
+    decoded
+        .filter_map(|fragment| {
+            fragment.inspect_err(|e| tracing::error!(error = %e, "held-back spans did not decode; they are lost")).ok()
+        })
+        .collect()
 }
 
 /// Splits a batch into one fragment per trace and resource, each holding only that trace's
