@@ -566,7 +566,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let cpu_before = cpu_seconds(pid);
     let endpoint = match args.protocol {
         Protocol::Grpc => format!("http://{}", server.otlp_grpc),
-        Protocol::Http => format!("http://{}", server.otlp_http),
+        Protocol::Http | Protocol::HttpJson => format!("http://{}", server.otlp_http),
     };
     let report = loadgen::run(LoadgenArgs {
         endpoint,

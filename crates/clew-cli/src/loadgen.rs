@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes};
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
+use clew_model::otlp::trace::v1::TracesData;
 use clew_model::TraceId;
 use clew_testkit::{Profile, Workload};
 use prost::Message;
@@ -21,7 +22,10 @@ use tonic::transport::Channel;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Protocol {
     Grpc,
+    /// OTLP/HTTP with protobuf bodies.
     Http,
+    /// OTLP/HTTP with JSON bodies.
+    HttpJson,
 }
 
 /// Spans per second, or as fast as the endpoint accepts.
@@ -178,9 +182,15 @@ impl Prepared {
     fn new(workload: &mut Workload, protocol: Protocol, gzip: bool) -> Self {
         let (request, ids) = workload.request(now_nanos());
         let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
-        let mut body = request.encode_to_vec();
+        let mut body = match protocol {
+            Protocol::HttpJson => {
+                let mut traces = TracesData { resource_spans: request.resource_spans };
+                clew_model::otlp_json::encode_traces(&mut traces).unwrap_or_default()
+            }
+            Protocol::Grpc | Protocol::Http => request.encode_to_vec(),
+        };
         // gRPC compresses in the transport; OTLP/HTTP sends the gzip body as it is.
-        if gzip && protocol == Protocol::Http {
+        if gzip && protocol != Protocol::Grpc {
             let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             let _ = encoder.write_all(&body);
             body = encoder.finish().unwrap_or_default();
@@ -241,7 +251,7 @@ type Metadata =
 
 enum Client {
     Grpc(tonic::client::Grpc<Channel>, Metadata),
-    Http { client: reqwest::Client, url: String, headers: Vec<(String, String)>, gzip: bool },
+    Http { client: reqwest::Client, url: String, headers: Vec<(String, String)>, gzip: bool, json: bool },
 }
 
 impl Client {
@@ -267,14 +277,15 @@ impl Client {
                 }
                 Ok(Self::Grpc(client, metadata))
             }
-            Protocol::Http => {
+            Protocol::Http | Protocol::HttpJson => {
                 let mut url =
                     reqwest::Url::parse(&args.endpoint).with_context(|| format!("invalid URL {:?}", args.endpoint))?;
                 if url.path() == "/" {
                     url.set_path("/v1/traces");
                 }
                 let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
-                Ok(Self::Http { client, url: url.to_string(), headers: args.headers.clone(), gzip: args.gzip })
+                let json = args.protocol == Protocol::HttpJson;
+                Ok(Self::Http { client, url: url.to_string(), headers: args.headers.clone(), gzip: args.gzip, json })
             }
         }
     }
@@ -300,8 +311,9 @@ impl Client {
                     },
                 }
             }
-            Self::Http { client, url, headers, gzip } => {
-                let mut builder = client.post(url.as_str()).header("content-type", "application/x-protobuf");
+            Self::Http { client, url, headers, gzip, json } => {
+                let content_type = if *json { "application/json" } else { "application/x-protobuf" };
+                let mut builder = client.post(url.as_str()).header("content-type", content_type);
                 if *gzip {
                     builder = builder.header("content-encoding", "gzip");
                 }
@@ -315,7 +327,12 @@ impl Client {
                 let status = response.status();
                 let bytes = response.bytes().await.unwrap_or_default();
                 if status.is_success() {
-                    accepted(ExportTraceServiceResponse::decode(bytes).unwrap_or_default())
+                    let response = if *json {
+                        serde_json::from_slice(&bytes).unwrap_or_default()
+                    } else {
+                        ExportTraceServiceResponse::decode(bytes).unwrap_or_default()
+                    };
+                    accepted(response)
                 } else if status.as_u16() == 429 || status.as_u16() == 503 {
                     Outcome::Refused(format!("HTTP {status}"))
                 } else {
