@@ -115,8 +115,13 @@ async fn receive(
     match format {
         Format::Protobuf => ingest.export_encoded(Protocol::Http, &target, body, wire_bytes).await,
         Format::Json => {
-            let request = decode_json(&body).inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
-            ingest.export(Protocol::Http, &target, SpanBatch::from_request(&request), wire_bytes).await
+            let batch = decode_json(&body)
+                .and_then(|request| {
+                    SpanBatch::from_request(&request)
+                        .map_err(|e| IngestError::Malformed { format: Format::Json.name(), reason: e.to_string() })
+                })
+                .inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
+            ingest.export(Protocol::Http, &target, batch, wire_bytes).await
         }
     }
 }

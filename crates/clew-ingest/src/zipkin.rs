@@ -73,7 +73,9 @@ async fn store(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<()> {
     }
     .map_err(|source| IngestError::Zipkin { format: format.name(), source })
     .inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
-    let batch = SpanBatch::from_request(&request);
+    let batch = SpanBatch::from_request(&request)
+        .map_err(|e| IngestError::Malformed { format: format.name(), reason: e.to_string() })
+        .inspect_err(|e| ingest.refused(&target, e, wire_bytes))?;
     let received = batch.span_count();
     let response = ingest.export(Protocol::Zipkin, &target, batch, wire_bytes).await?;
     if let Some(partial) = response.partial_success.filter(|p| p.rejected_spans > 0) {

@@ -106,15 +106,12 @@ enum ValueEntry {
     Map(Span32),
 }
 
-impl Default for SpanBatch {
-    fn default() -> Self {
-        Self::from_request(&ExportTraceServiceRequest::default())
-    }
-}
-
+/// For requests made in process (tests, benchmarks, spans the server changed itself), which
+/// stay within prost's nesting limit. A request from a client goes through
+/// [`SpanBatch::decode`] or [`SpanBatch::from_request`], which refuse what prost would.
 impl From<ExportTraceServiceRequest> for SpanBatch {
     fn from(request: ExportTraceServiceRequest) -> Self {
-        Self::from_request(&request)
+        Self::from_request(&request).expect("a request made in process is within prost's limits")
     }
 }
 
@@ -151,20 +148,17 @@ impl SpanBatch {
             Ok((resources, scopes, spans, attributes)) => Ok(Self { bytes, resources, scopes, spans, attributes }),
             Err(IndexError::Invalid(e)) => Err(e),
             Err(IndexError::Irregular) => {
+                // prost writes every repeated field in one run, keys in their short form.
                 let request = ExportTraceServiceRequest::decode(bytes.as_ref())?;
-                Ok(Self::from_request(&request))
+                Self::from_request(&request)
             }
         }
     }
 
-    /// Encodes `request` and indexes it.
-    pub fn from_request(request: &ExportTraceServiceRequest) -> Self {
-        let bytes = Bytes::from(request.encode_to_vec());
-        match Indexer::new(&bytes).run() {
-            Ok((resources, scopes, spans, attributes)) => Self { bytes, resources, scopes, spans, attributes },
-            // prost writes only valid, regular encodings of what it holds.
-            Err(_) => unreachable!("prost's encoding of a request indexes"),
-        }
+    /// Encodes `request` and indexes it. Fails on what prost's decoder would refuse to read
+    /// back (values nested deeper than its limit, as OTLP/JSON can express).
+    pub fn from_request(request: &ExportTraceServiceRequest) -> Result<Self, WireError> {
+        Self::decode(Bytes::from(request.encode_to_vec()))
     }
 
     /// The request decoded into owned values, for the stages that change it. The bytes were

@@ -108,7 +108,7 @@ impl SpanRow {
 
 /// Flattens an export request into rows (see [`rows_from_batch`]).
 pub fn rows_from_request(request: &ExportTraceServiceRequest) -> Vec<SpanRow> {
-    rows_from_batch(&SpanBatch::from_request(request))
+    rows_from_batch(&SpanBatch::from(request.clone()))
 }
 
 /// Flattens a batch into rows without decoding it: each resource and scope is encoded once

@@ -224,3 +224,29 @@ fn an_unusual_layout_is_read_as_prost_reads_it() {
     assert_eq!(view.name(), "m");
     assert_eq!(view.attributes().iter().map(|a| a.key()).collect::<Vec<_>>(), ["a", "b"]);
 }
+
+#[test]
+fn values_nested_deeper_than_prost_reads_are_refused_not_stored() {
+    let mut value = any_value::Value::IntValue(1);
+    for _ in 0..60 {
+        value = any_value::Value::ArrayValue(ArrayValue { values: vec![AnyValue { value: Some(value) }] });
+    }
+    let span = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        attributes: vec![kv("deep", Some(value))],
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+            ..Default::default()
+        }],
+    };
+    assert!(
+        ExportTraceServiceRequest::decode(request.encode_to_vec().as_slice()).is_err(),
+        "prost cannot read it back"
+    );
+    let refused = SpanBatch::from_request(&request).unwrap_err();
+    assert!(refused.to_string().contains("recursion limit"), "{refused}");
+}

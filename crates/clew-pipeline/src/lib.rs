@@ -179,7 +179,7 @@ impl Pipeline {
             applied.dropped = self.drop.apply(&mut request);
             applied.redacted = self.redact.apply(&mut request);
             applied.truncated = self.limits.apply(&mut request);
-            SpanBatch::from_request(&request)
+            SpanBatch::from_request(&request)?
         } else {
             batch
         };
@@ -190,7 +190,7 @@ impl Pipeline {
         applied.truncated.trace_spans = cut.cut.len() as u64;
         let mut request = batch.to_request()?;
         cut.apply(&mut request);
-        Ok((SpanBatch::from_request(&request), applied))
+        Ok((SpanBatch::from_request(&request)?, applied))
     }
 
     /// The tail-sampling policy, when sampling is on.

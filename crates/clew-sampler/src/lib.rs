@@ -788,7 +788,7 @@ mod tests {
                 resource("b", vec![scope("z", vec![span(2, 5)])]),
             ],
         };
-        let parts = split(&SpanBatch::from_request(&request));
+        let parts = split(&SpanBatch::from(request.clone()));
         let trace = |n: u8| TraceId::from_slice(&[n; 16]).unwrap();
         let got: Vec<(TraceId, ResourceSpans)> =
             parts.iter().map(|(id, f)| (*id, ResourceSpans::decode(f.bytes.as_ref()).unwrap())).collect();
