@@ -80,6 +80,17 @@ fn request() -> ExportTraceServiceRequest {
     }
 }
 
+/// Posts an encoded export request over OTLP/HTTP.
+async fn export(server: &TestServer, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -103,13 +114,7 @@ async fn health_checks_are_dropped_and_personal_data_never_written() {
     std::fs::create_dir_all(&data).unwrap();
     let mut server = TestServer::start_in(BIN, &data, &["--config", config.to_str().unwrap()]).unwrap();
 
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request().encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let response = export(&server, request().encode_to_vec()).await;
     assert_eq!(response.status(), 200);
     assert!(response.bytes().await.unwrap().is_empty(), "dropped spans are not reported as rejected");
 
@@ -184,13 +189,7 @@ async fn spans_over_the_limits_are_cut_visibly_not_refused() {
             ..ResourceSpans::default()
         }],
     };
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let response = export(&server, request.encode_to_vec()).await;
     assert_eq!(response.status(), 200);
 
     let trace_id: String = TRACE.iter().map(|b| format!("{b:02x}")).collect();
@@ -254,12 +253,8 @@ async fn a_project_adds_rules_and_its_own_limits_and_a_trace_keeps_its_first_spa
                 ..ResourceSpans::default()
             }],
         };
-        let response = client
-            .post(format!("http://{}/v1/traces", server.otlp_http))
-            .header("content-type", "application/x-protobuf")
-            .body(request.encode_to_vec())
-            .send();
-        async move { assert_eq!(response.await.unwrap().status(), 200) }
+        let response = export(&server, request.encode_to_vec());
+        async move { assert_eq!(response.await.status(), 200) }
     };
     send(vec![span(1, None, "GET /a", vec![]), span(2, Some(1), "debug dump", vec![])]).await;
     send(vec![span(3, Some(1), "b", vec![]), span(4, Some(1), "c", vec![]), span(5, Some(1), "d", vec![])]).await;
@@ -319,14 +314,7 @@ async fn a_request_the_pipeline_changes_reads_back_like_one_it_leaves_alone() {
     let plain_bytes = with_statement(plain, "SELECT * FROM person WHERE id = 7");
     let masked_bytes = with_statement(masked, &format!("SELECT * FROM person WHERE fnr = '{FNR}'"));
     for body in [&plain_bytes, &masked_bytes] {
-        let response = reqwest::Client::new()
-            .post(format!("http://{}/v1/traces", server.otlp_http))
-            .header("content-type", "application/x-protobuf")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(export(&server, body.clone()).await.status(), 200);
     }
 
     let hex = |trace: [u8; 16]| trace.iter().map(|b| format!("{b:02x}")).collect::<String>();

@@ -412,10 +412,7 @@ impl<'a> SpanView<'a> {
     }
 
     pub fn events(&self) -> impl Iterator<Item = EventView<'a>> + 'a {
-        Fields::new(self.batch.slice(self.entry.events.at)).map_while(Result::ok).filter_map(|f| match f.value {
-            Wire::Bytes(b) => Some(EventView(b)),
-            _ => None,
-        })
+        self.messages(self.entry.events).map(EventView)
     }
 
     pub fn event_count(&self) -> usize {
@@ -427,10 +424,7 @@ impl<'a> SpanView<'a> {
     }
 
     pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> + 'a {
-        Fields::new(self.batch.slice(self.entry.links.at)).map_while(Result::ok).filter_map(|f| match f.value {
-            Wire::Bytes(b) => Some(LinkView(b)),
-            _ => None,
-        })
+        self.messages(self.entry.links).map(LinkView)
     }
 
     pub fn link_count(&self) -> usize {
@@ -439,6 +433,14 @@ impl<'a> SpanView<'a> {
 
     pub fn dropped_links_count(&self) -> u32 {
         self.entry.dropped_links
+    }
+
+    /// The messages of a run of a repeated field.
+    fn messages(&self, run: Run) -> impl Iterator<Item = &'a [u8]> + 'a {
+        Fields::new(self.batch.slice(run.at)).map_while(Result::ok).filter_map(|f| match f.value {
+            Wire::Bytes(b) => Some(b),
+            _ => None,
+        })
     }
 
     /// Bytes [`SpanView::append_stored`] and its parent ID take.
@@ -572,15 +574,7 @@ impl<'a> LinkView<'a> {
 
 /// The last string field numbered `tag` of a message (empty when none).
 fn last_text(message: &[u8], tag: u32) -> &str {
-    Fields::new(message)
-        .map_while(Result::ok)
-        .filter(|f| f.tag == tag)
-        .last()
-        .and_then(|f| match f.value {
-            Wire::Bytes(b) => std::str::from_utf8(b).ok(),
-            _ => None,
-        })
-        .unwrap_or("")
+    crate::wire::field(message, tag).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or("")
 }
 
 /// One pass over a request's bytes that checks every field and records where things are.

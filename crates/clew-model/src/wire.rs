@@ -216,6 +216,15 @@ pub(crate) fn check(msg: Msg, bytes: &[u8], depth: u32) -> Result<(), WireError>
     Ok(())
 }
 
+/// The last length-delimited field numbered `tag` of an encoded message (a nested message,
+/// string or bytes), as prost's decoder would keep it; `None` when there is none.
+pub fn field(message: &[u8], tag: u32) -> Option<&[u8]> {
+    Fields::new(message).map_while(Result::ok).filter(|f| f.tag == tag).fold(None, |last, f| match f.value {
+        Wire::Bytes(b) => Some(b),
+        _ => last,
+    })
+}
+
 /// A borrowed attribute value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueRef<'a> {
@@ -375,6 +384,9 @@ mod tests {
         assert_eq!(read.get("none"), Some(ValueRef::Empty));
         assert_eq!(read.get("missing"), None);
         assert_eq!(read.get("i").and_then(|v| v.text()).as_deref(), Some("-7"));
+        let first = list.values[0].encode_to_vec();
+        assert_eq!(field(&first, 1), Some(b"s".as_slice()), "the key");
+        assert_eq!(field(&first, 7), None);
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Applied {
 
 /// Keeps the spans of `request` for which `keep` (given each span's index in request order)
 /// says so, and the scopes and resources that still have spans.
-pub fn retain_spans(request: &mut ExportTraceServiceRequest, mut keep: impl FnMut(usize, &mut Span) -> bool) {
+pub(crate) fn retain_spans(request: &mut ExportTraceServiceRequest, mut keep: impl FnMut(usize, &mut Span) -> bool) {
     let mut i = 0;
     for resource in &mut request.resource_spans {
         for scope in &mut resource.scope_spans {

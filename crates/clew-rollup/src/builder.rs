@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clew_model::otlp::trace::v1::span::SpanKind;
-use clew_model::otlp::trace::v1::ResourceSpans;
-use clew_model::wire::{AttributesRef, ValueRef};
+use clew_model::wire::{self, AttributesRef, ValueRef};
 use clew_model::{SpanBatch, SpanId, SpanRow, TraceId, SAMPLING_WEIGHT};
-use prost::Message;
 
 use crate::{minute_of, Family, Key, Map, Rollup};
 
@@ -307,9 +305,9 @@ impl Observations {
             .map(|row| {
                 let resource =
                     resources.entry((row.resource.as_ptr() as usize, row.resource.len())).or_insert_with(|| {
-                        let stored = ResourceSpans::decode(row.resource.as_ref()).ok().and_then(|r| r.resource);
-                        let encoded = stored.map(|r| r.encode_to_vec()).unwrap_or_default();
-                        resource_dims(options, AttributesRef::of(&encoded, 1), &mut texts)
+                        // A stored resource is a `ResourceSpans` with its `Resource` as field 1.
+                        let resource = wire::field(&row.resource, 1).unwrap_or_default();
+                        resource_dims(options, AttributesRef::of(resource, 1), &mut texts)
                     });
                 let mut found = Found::new(options);
                 for a in AttributesRef::stored(&row.attributes).iter() {
@@ -504,7 +502,9 @@ mod tests {
     use super::*;
     use clew_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
     use clew_model::otlp::resource::v1::Resource;
+    use clew_model::otlp::trace::v1::ResourceSpans;
     use clew_model::KeyValues;
+    use prost::Message;
 
     fn kv(key: &str, value: any_value::Value) -> KeyValue {
         KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
