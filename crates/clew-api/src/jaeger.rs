@@ -20,6 +20,7 @@ use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static, StatusValue};
 use crate::params::Params;
 use crate::settings::Reader;
 use crate::{ApiError, AppState, ErrorFormat, Failure};
+use clew_model::Code;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -55,7 +56,7 @@ pub(crate) struct Jaeger;
 impl ErrorFormat for Jaeger {
     const API: &'static str = "jaeger";
 
-    fn body(status: StatusCode, _: &'static str, message: String) -> Response {
+    fn body(status: StatusCode, _: Code, message: String) -> Response {
         (status, Json(clew_jaeger::Response::error(status.as_u16(), message))).into_response()
     }
 }

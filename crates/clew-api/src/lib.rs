@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clew_model::otlp::trace::v1::TracesData;
-use clew_model::{assemble, TenantId, TraceId};
+use clew_model::{assemble, Code, Coded, TenantId, TraceId};
 use clew_pipeline::PipelineSettings;
 use clew_query::{Limits, QueryError, TimeRange};
 use clew_storage::{Storage, StorageError, Target, Value};
@@ -61,22 +61,23 @@ impl ApiError {
     pub(crate) fn internal(context: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Storage(StorageError::internal(context, e))
     }
+}
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+impl Coded for ApiError {
+    fn code(&self) -> Code {
         match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Storage(e) if e.is_retryable() => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            Self::Access(e) => match e {
-                AccessError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-                AccessError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-                AccessError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-                AccessError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-                AccessError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-                AccessError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-                AccessError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            },
+            Self::BadRequest(_) => Code::BadRequest,
+            Self::NotFound(_) => Code::NotFound,
+            Self::Storage(e) => e.code(),
+            Self::Access(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Storage(e) => e.retry_after(),
+            Self::Access(e) => e.retry_after(),
+            _ => None,
         }
     }
 }
@@ -98,7 +99,7 @@ impl From<clew_jaeger::JaegerError> for ApiError {
 pub(crate) trait ErrorFormat {
     /// Names the API in logs.
     const API: &'static str;
-    fn body(status: StatusCode, code: &'static str, message: String) -> Response;
+    fn body(status: StatusCode, code: Code, message: String) -> Response;
 }
 
 /// An [`ApiError`] answered in format `F`: the status of [`ApiError::status_and_code`],
@@ -121,32 +122,56 @@ impl<F, E: Into<ApiError>> From<E> for Failure<F> {
 
 impl<F: ErrorFormat> IntoResponse for Failure<F> {
     fn into_response(self) -> Response {
-        let (status, code) = self.0.status_and_code();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(api = F::API, error = %self.0, "api request failed");
-            "internal error; see the server log".to_owned()
-        } else {
-            self.0.to_string()
-        };
-        let mut response = F::body(status, code, message);
-        if let ApiError::Storage(e) = &self.0 {
-            if let Some(retry_after) = e.retry_after() {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
-            }
+        let code = self.0.code();
+        if code == Code::Internal {
+            tracing::error!(api = F::API, error = %ErrorChain(&self.0), "api request failed");
+        }
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = F::body(status, code, self.0.public_message());
+        if let Some(retry_after) = self.0.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
         }
         response
     }
 }
 
-/// The native API's format: `{"error": {"code": "...", "message": "..."}}`.
+/// An error and each of its causes, `: `-separated, for the log.
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// The native API's failure: `{"error": {"code": "not_found", "message": "..."}}`.
+#[derive(serde::Serialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorDetail {
+    /// [`Code::name`].
+    code: &'static str,
+    message: String,
+}
+
+/// The native API's format: [`ErrorBody`].
 #[derive(Debug)]
 pub(crate) struct Native;
 
 impl ErrorFormat for Native {
     const API: &'static str = "native";
 
-    fn body(status: StatusCode, code: &'static str, message: String) -> Response {
-        (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+    fn body(status: StatusCode, code: Code, message: String) -> Response {
+        (status, Json(ErrorBody { error: ErrorDetail { code: code.name(), message } })).into_response()
     }
 }
 
@@ -157,7 +182,7 @@ pub(crate) struct PlainText;
 impl ErrorFormat for PlainText {
     const API: &'static str = "tempo/zipkin";
 
-    fn body(status: StatusCode, _: &'static str, message: String) -> Response {
+    fn body(status: StatusCode, _: Code, message: String) -> Response {
         (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
     }
 }
@@ -351,5 +376,55 @@ fn status_name(code: i32) -> &'static str {
         1 => "ok",
         2 => "error",
         _ => "unset",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clew_tenancy::RateLimited;
+
+    use super::*;
+
+    fn answered(e: impl Into<ApiError>) -> Response {
+        Failure::<Native>::from(e.into()).into_response()
+    }
+
+    #[test]
+    fn a_failure_is_answered_with_its_code_status_and_retry_delay() {
+        let too_large = answered(AccessError::RateLimited(RateLimited::TooLarge {
+            namespace: 1,
+            bytes: 10,
+            allowance: 5,
+            bytes_per_second: 5,
+        }));
+        assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE, "as on ingest");
+        assert!(too_large.headers().get(header::RETRY_AFTER).is_none());
+
+        let limited = answered(AccessError::RateLimited(RateLimited::OverLimit {
+            namespace: 1,
+            bytes_per_second: 5,
+            retry_after: Duration::from_millis(1500),
+        }));
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "1");
+
+        let overloaded =
+            answered(StorageError::Overloaded { reason: "head full".into(), retry_after: Duration::from_secs(3) });
+        assert_eq!(overloaded.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(overloaded.headers()[header::RETRY_AFTER], "3");
+
+        assert_eq!(answered(AccessError::Unauthenticated("who?".into())).status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn internal_faults_keep_their_cause_for_the_log_and_not_for_the_client() {
+        let e = ApiError::from(AccessError::internal("hash a password", std::io::Error::other("secret detail")));
+        assert_eq!(e.code(), Code::Internal);
+        assert!(!e.public_message().contains("secret"));
+        assert!(ErrorChain(&e).to_string().contains("hash a password: secret detail"), "{}", ErrorChain(&e));
+        let chained = ApiError::internal("read a segment", std::io::Error::other("disk gone"));
+        assert!(std::error::Error::source(&chained).is_some(), "the cause stays a source, not a string");
     }
 }

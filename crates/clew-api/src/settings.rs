@@ -500,9 +500,10 @@ fn pipeline_answer(state: &AppState, project_id: i64, own: Option<ProjectPipelin
 async fn pipeline(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
     let target = state.tenancy.project_with(&caller, id, Role::Reporter, "see the pipeline settings").await?;
     let own = match &target.project.pipeline {
-        Some(json) => Some(serde_json::from_str::<ProjectPipeline>(json).map_err(|e| {
-            ApiError::Access(AccessError::Internal(format!("stored pipeline settings do not read back: {e}")))
-        })?),
+        Some(json) => Some(
+            serde_json::from_str::<ProjectPipeline>(json)
+                .map_err(|e| AccessError::internal("read back the stored pipeline settings", e))?,
+        ),
         None => None,
     };
     pipeline_answer(&state, target.project.id, own)
@@ -517,8 +518,7 @@ async fn set_pipeline(
     let target = state.tenancy.project_with(&caller, id, Role::Maintainer, "change the pipeline settings").await?;
     let own: ProjectPipeline = body(&payload)?;
     state.pipeline.with_project(&own).build().map_err(|e| ApiError::BadRequest(format!("pipeline settings: {e}")))?;
-    let json = serde_json::to_string(&own)
-        .map_err(|e| ApiError::Access(AccessError::Internal(format!("encode pipeline settings: {e}"))))?;
+    let json = serde_json::to_string(&own).map_err(|e| AccessError::internal("encode the pipeline settings", e))?;
     state.tenancy.metadata().set_pipeline(target.project.id, Some(&json)).await?;
     pipeline_answer(&state, target.project.id, Some(own))
 }

@@ -1,11 +1,11 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use clew_model::{Code, Coded};
 use clew_storage::StorageError;
-use clew_tenancy::{AccessError, RateLimited};
+use clew_tenancy::AccessError;
 
-/// Why an export request was not stored. Every variant maps to one HTTP status in
-/// [`IngestError::http_status`] and one gRPC code in [`IngestError::grpc_code`].
+/// Why an export request was not stored, each variant with its [`Code`].
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// `format` names what the body should hold: `OTLP/JSON`, `Zipkin protobuf`, ...
@@ -33,56 +33,33 @@ pub enum IngestError {
     Access(#[from] AccessError),
 }
 
+impl Coded for IngestError {
+    fn code(&self) -> Code {
+        match self {
+            Self::Malformed { .. } | Self::Zipkin { .. } | Self::AllRejected(_) => Code::BadRequest,
+            Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => Code::UnsupportedMediaType,
+            Self::TooLarge { .. } => Code::TooLarge,
+            Self::Storage(e) => e.code(),
+            Self::Access(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Storage(e) => e.retry_after(),
+            Self::Access(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
 impl IngestError {
     pub fn http_status(&self) -> StatusCode {
-        match self {
-            Self::Malformed { .. } | Self::Zipkin { .. } | Self::AllRejected(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Storage(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Access(e) => match e {
-                AccessError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-                AccessError::Forbidden(_) => StatusCode::FORBIDDEN,
-                AccessError::NotFound(_) => StatusCode::NOT_FOUND,
-                AccessError::BadRequest(_) => StatusCode::BAD_REQUEST,
-                AccessError::Conflict(_) => StatusCode::CONFLICT,
-                AccessError::RateLimited(RateLimited::OverLimit { .. }) => StatusCode::TOO_MANY_REQUESTS,
-                AccessError::RateLimited(RateLimited::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-                AccessError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-        }
+        StatusCode::from_u16(self.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn grpc_code(&self) -> tonic::Code {
-        match self {
-            Self::Malformed { .. }
-            | Self::Zipkin { .. }
-            | Self::AllRejected(_)
-            | Self::UnsupportedContentType(_)
-            | Self::UnsupportedEncoding(_) => tonic::Code::InvalidArgument,
-            Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
-            Self::Storage(e) if e.is_retryable() => tonic::Code::Unavailable,
-            Self::Storage(_) => tonic::Code::Internal,
-            Self::Access(e) => match e {
-                AccessError::Unauthenticated(_) => tonic::Code::Unauthenticated,
-                AccessError::Forbidden(_) => tonic::Code::PermissionDenied,
-                AccessError::NotFound(_) => tonic::Code::NotFound,
-                AccessError::BadRequest(_) => tonic::Code::InvalidArgument,
-                AccessError::Conflict(_) => tonic::Code::AlreadyExists,
-                AccessError::RateLimited(_) => tonic::Code::ResourceExhausted,
-                AccessError::Internal(_) => tonic::Code::Internal,
-            },
-        }
-    }
-
-    /// When the client should try again, for `Retry-After`.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Storage(e) => e.retry_after(),
-            Self::Access(AccessError::RateLimited(RateLimited::OverLimit { retry_after, .. })) => Some(*retry_after),
-            _ => None,
-        }
+        tonic::Code::from(self.code().grpc_code())
     }
 
     /// The `outcome` a failed request is counted under in `clew_ingest_requests_total`, unless
@@ -93,15 +70,6 @@ impl IngestError {
             Self::Access(AccessError::RateLimited(_)) => Some("rate_limited"),
             Self::Access(_) => Some("denied"),
             _ => Some("bad_request"),
-        }
-    }
-
-    /// What the client is told: internal failures are not described beyond their kind.
-    pub fn public_message(&self) -> String {
-        match self {
-            Self::Storage(e) if !e.is_retryable() => "internal error while storing spans; see the server log".into(),
-            Self::Access(AccessError::Internal(_)) => "internal error while checking access; see the server log".into(),
-            other => other.to_string(),
         }
     }
 }
@@ -125,6 +93,7 @@ impl From<IngestError> for tonic::Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clew_tenancy::RateLimited;
 
     #[test]
     fn each_failure_has_one_status_and_code() {

@@ -12,7 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
 use clew_model::otlp::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use clew_model::SpanBatch;
+use clew_model::{Coded, SpanBatch};
 use clew_tenancy::ProjectRef;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;

@@ -108,9 +108,10 @@ impl Ingest {
         }
         let built = project_pipeline(&self.inner.settings, json).map_err(|reason| {
             let id = target.project.id;
-            AccessError::Internal(format!(
-                "the pipeline settings of project {id} cannot be applied: {reason}; correct them with PUT /api/v1/projects/{id}/pipeline"
-            ))
+            AccessError::internal(
+                format!("apply the pipeline settings of project {id} (correct them with PUT /api/v1/projects/{id}/pipeline)"),
+                reason,
+            )
         })?;
         let pipeline = Arc::new(built);
         projects.insert(target.project.id, (json.clone(), pipeline.clone()));

@@ -16,7 +16,7 @@ use axum::routing::post;
 use axum::Router;
 
 use crate::http::{content_type, read_body, set_retry_after};
-use clew_model::SpanBatch;
+use clew_model::{Coded, SpanBatch};
 
 use crate::{Ingest, IngestError, Protocol, Result};
 

@@ -5,11 +5,13 @@
 //! and indexed so that every stage of ingest reads its spans in place ([`wire`] reads
 //! attributes without decoding them into owned values), and [`SpanRow`]: one span flattened for
 //! storage, with its resource and scope kept as encoded protobuf so that nothing OTLP can
-//! express is lost.
+//! express is lost. [`Code`] is the closed set of failures every API and receiver answers
+//! with, mapped once to HTTP and to gRPC.
 //!
 //! This crate does no I/O and depends on no other Clew crate.
 
 mod batch;
+mod code;
 mod ids;
 pub mod otlp_json;
 mod row;
@@ -17,6 +19,7 @@ mod tenant;
 pub mod wire;
 
 pub use batch::{EventView, LinkView, ResourceView, ScopeView, SpanAttribute, SpanAttributes, SpanBatch, SpanView};
+pub use code::{Code, Coded};
 pub use ids::{IdError, SpanId, TraceId};
 pub use row::{assemble, rows_from_batch, rows_from_request, DecodeError, Events, KeyValues, Links, SpanRow};
 pub use tenant::{TenantError, TenantId};

@@ -31,7 +31,7 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use clew_model::otlp::trace::v1::status::StatusCode;
 use clew_model::otlp::trace::v1::ResourceSpans;
-use clew_model::{SpanBatch, TenantId, TraceId, SAMPLING_REASON, SAMPLING_WEIGHT};
+use clew_model::{Coded, SpanBatch, TenantId, TraceId, SAMPLING_REASON, SAMPLING_WEIGHT};
 use clew_pipeline::{Decision, Reason, TailSampling, TraceSummary};
 use clew_storage::{SpanWriter, StorageError};
 use clew_wal::Wal;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use clew_model::{SpanBatch, SpanRow, TenantId, TraceId};
+use clew_model::{Code, Coded, SpanBatch, SpanRow, TenantId, TraceId};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -52,13 +52,22 @@ impl StorageError {
         Self::Internal { context: context.into(), source: source.into() }
     }
 
-    /// Whether the same request may succeed if sent again later.
+    /// Whether the same request may succeed if sent again later (here, or on another node
+    /// when this one is shutting down).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Overloaded { .. } | Self::Unavailable { .. })
+        self.code() == Code::Unavailable
+    }
+}
+
+impl Coded for StorageError {
+    fn code(&self) -> Code {
+        match self {
+            Self::Overloaded { .. } | Self::Unavailable { .. } | Self::Closed => Code::Unavailable,
+            Self::Corrupt { .. } | Self::Internal { .. } => Code::Internal,
+        }
     }
 
-    /// How long a client should wait before retrying, when retrying makes sense.
-    pub fn retry_after(&self) -> Option<Duration> {
+    fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Overloaded { retry_after, .. } | Self::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
-use clew_model::{assemble, TenantId, TraceId};
+use clew_model::{assemble, Coded, TenantId, TraceId};
 use clew_storage::conformance::{self, every_field_request};
 use clew_storage::{DynStorage, Storage, StorageError};
 use clew_store_local::{EngineOptions, LocalEngine};

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clew_model::TenantId;
+use clew_model::{Code, Coded, TenantId};
 
 use crate::metadata::{Limits, Metadata, MetadataError, Namespace, NewToken, Project, Token, TokenOwner, User};
 use crate::ratelimit::{RateLimited, RateLimiter};
@@ -22,8 +22,8 @@ use crate::secret;
 use crate::usage::{Refusal, Usage};
 use crate::{Clock, Role, Scope, DEFAULT_TENANT};
 
-/// Refusals, each with a message a person can act on. The HTTP and gRPC layers map them to
-/// 401/403/404/400/429 and their gRPC equivalents.
+/// Refusals, each with a message a person can act on, and faults of the metadata store; each
+/// names its [`Code`].
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("{0}")]
@@ -38,15 +38,50 @@ pub enum AccessError {
     Conflict(String),
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
-    #[error("{0}")]
-    Internal(String),
+    #[error(transparent)]
+    Metadata(MetadataError),
+    /// A fault while deciding, with what was being done.
+    #[error("{context}: {source}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl AccessError {
+    pub fn internal(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal { context: context.into(), source: source.into() }
+    }
+}
+
+impl Coded for AccessError {
+    fn code(&self) -> Code {
+        match self {
+            Self::Unauthenticated(_) => Code::Unauthorized,
+            Self::Forbidden(_) => Code::Forbidden,
+            Self::NotFound(_) => Code::NotFound,
+            Self::BadRequest(_) => Code::BadRequest,
+            Self::Conflict(_) => Code::Conflict,
+            Self::RateLimited(RateLimited::OverLimit { .. }) => Code::TooManyRequests,
+            Self::RateLimited(RateLimited::TooLarge { .. }) => Code::TooLarge,
+            Self::Metadata(_) | Self::Internal { .. } => Code::Internal,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited(RateLimited::OverLimit { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 impl From<MetadataError> for AccessError {
     fn from(e: MetadataError) -> Self {
         match e {
             MetadataError::Conflict(message) => AccessError::Conflict(message),
-            other => AccessError::Internal(other.to_string()),
+            other => AccessError::Metadata(other),
         }
     }
 }
@@ -371,7 +406,7 @@ impl Tenancy {
         let password = password.to_owned();
         let matches = tokio::task::spawn_blocking(move || secret::verify_password(&password, hash.as_deref()))
             .await
-            .map_err(|e| AccessError::Internal(format!("verify a password: {e}")))?;
+            .map_err(|e| AccessError::internal("verify a password", e))?;
         let user = match (found, matches) {
             (Some((user, _)), true) => user,
             _ => return Err(AccessError::Unauthenticated("wrong username or password".into())),
@@ -452,7 +487,7 @@ impl Tenancy {
         let (namespace, project) = self.find_project(&reference).await?.ok_or_else(not_found)?;
         let role = self.role_in(caller, &project).await?.ok_or_else(not_found)?;
         let tenant =
-            project.tenant.parse().map_err(|e| AccessError::Internal(format!("project {}: {e}", project.id)))?;
+            project.tenant.parse().map_err(|e| AccessError::internal(format!("read project {}", project.id), e))?;
         Ok(Target { namespace, project, role, tenant })
     }
 
@@ -645,6 +680,6 @@ fn checked_password(password: &str) -> Result<&str> {
 async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || secret::hash_password(&password))
         .await
-        .map_err(|e| AccessError::Internal(format!("hash a password: {e}")))?
-        .map_err(|e| AccessError::Internal(format!("hash a password: {e}")))
+        .map_err(|e| AccessError::internal("hash a password", e))?
+        .map_err(|e| AccessError::internal("hash a password", e))
 }
