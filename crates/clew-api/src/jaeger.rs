@@ -17,9 +17,10 @@ use clew_query::{Filters, Limits, Order, Search, TimeRange};
 use clew_storage::StorageError;
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static, StatusValue};
 
+use crate::error::{ApiError, ErrorFormat, Failure};
 use crate::params::Params;
-use crate::settings::Reader;
-use crate::{ApiError, AppState, ErrorFormat, Failure};
+use crate::reader::Reader;
+use crate::AppState;
 use clew_model::Code;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -81,7 +82,7 @@ fn catalog_range(limits: &Limits) -> TimeRange {
 /// `GET /services`: service names, sorted.
 async fn services(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<Jaeger>,
 ) -> Result<Json<clew_jaeger::Response<Vec<String>>>> {
     let catalog = state.storage.catalog(&tenant, catalog_range(&state.limits)).await?;
     Ok(answer(catalog.services().into_iter().map(str::to_owned).collect()))
@@ -90,7 +91,7 @@ async fn services(
 /// `GET /services/{service}/operations`: the service's operation names, whatever their kind.
 async fn service_operations(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<Jaeger>,
     Path(service): Path<String>,
 ) -> Result<Json<clew_jaeger::Response<Vec<String>>>> {
     let catalog = state.storage.catalog(&tenant, catalog_range(&state.limits)).await?;
@@ -105,7 +106,7 @@ async fn service_operations(
 /// absent or empty `spanKind` means every kind.
 async fn operations(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<Jaeger>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<clew_jaeger::Response<Vec<Operation>>>> {
     let params = Params::parse(query.as_deref())?;
@@ -141,7 +142,7 @@ async fn operations(
 /// cover is shortened to its most recent part.
 async fn search(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<Jaeger>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<clew_jaeger::Response<Vec<Trace>>>> {
     let params = Params::parse(query.as_deref())?;
@@ -304,7 +305,7 @@ async fn traces_by_id(
 /// `GET /traces/{traceID}`: `[trace]`, or 404.
 async fn trace(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<Jaeger>,
     Path(trace_id): Path<String>,
 ) -> Result<Json<clew_jaeger::Response<Vec<Trace>>>> {
     let id = clew_jaeger::parse_trace_id(&trace_id)?;
@@ -327,7 +328,7 @@ fn to_jaeger(trace_id: TraceId, rows: Vec<SpanRow>) -> Result<Trace> {
 /// uninstrumented databases and peers included). With `service`, only links to or from it.
 async fn dependencies(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<Jaeger>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<clew_jaeger::Response<Vec<DependencyLink>>>> {
     let params = Params::parse(query.as_deref())?;

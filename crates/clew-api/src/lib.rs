@@ -2,196 +2,39 @@
 //! query APIs under their own prefixes, health probes and Prometheus metrics. Reads through
 //! [`Storage`] and the query layer; never names a backend.
 //!
-//! Every failure becomes an [`ApiError`], turned into a status and a JSON body in exactly one
-//! place ([`ApiError::into_response`]).
+//! Every failure becomes an [`ApiError`] with its [`clew_model::Code`], answered in the format
+//! of the API asked (module `error`).
 
+mod error;
 mod jaeger;
 mod native;
 mod params;
+mod reader;
 mod settings;
 mod tempo;
 mod ui;
 mod zipkin;
 
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use clew_model::otlp::trace::v1::TracesData;
-use clew_model::{assemble, Code, Coded, TenantId, TraceId};
+use clew_model::{assemble, TenantId, TraceId};
 use clew_pipeline::PipelineSettings;
-use clew_query::{Limits, QueryError, TimeRange};
+use clew_query::{Limits, TimeRange};
 use clew_storage::{Storage, StorageError, Target, Value};
-use clew_tenancy::{AccessError, Tenancy};
+use clew_tenancy::Tenancy;
 use clew_traceql::{Field, Intrinsic};
 
-use crate::settings::Reader;
+pub use crate::error::ApiError;
+use crate::reader::Reader;
 use prometheus_client::registry::Registry;
-
-/// Why an API request failed, in the small set of outcomes a client can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// Authentication, authorization, unknown projects.
-    #[error(transparent)]
-    Access(#[from] AccessError),
-}
-
-impl From<QueryError> for ApiError {
-    fn from(e: QueryError) -> Self {
-        match e {
-            QueryError::Invalid(message) => Self::BadRequest(message),
-            QueryError::Storage(e) => Self::Storage(e),
-        }
-    }
-}
-
-impl ApiError {
-    pub(crate) fn internal(context: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Storage(StorageError::internal(context, e))
-    }
-}
-
-impl Coded for ApiError {
-    fn code(&self) -> Code {
-        match self {
-            Self::BadRequest(_) => Code::BadRequest,
-            Self::NotFound(_) => Code::NotFound,
-            Self::Storage(e) => e.code(),
-            Self::Access(e) => e.code(),
-        }
-    }
-
-    fn retry_after(&self) -> Option<std::time::Duration> {
-        match self {
-            Self::Storage(e) => e.retry_after(),
-            Self::Access(e) => e.retry_after(),
-            _ => None,
-        }
-    }
-}
-
-impl From<clew_tenancy::MetadataError> for ApiError {
-    fn from(e: clew_tenancy::MetadataError) -> Self {
-        Self::Access(e.into())
-    }
-}
-
-impl From<clew_jaeger::JaegerError> for ApiError {
-    fn from(e: clew_jaeger::JaegerError) -> Self {
-        Self::BadRequest(e.to_string())
-    }
-}
-
-/// How one API family writes a failure: the native API's JSON, Jaeger's envelope, Tempo's and
-/// Zipkin's plain text.
-pub(crate) trait ErrorFormat {
-    /// Names the API in logs.
-    const API: &'static str;
-    fn body(status: StatusCode, code: Code, message: String) -> Response;
-}
-
-/// An [`ApiError`] answered in format `F`: the status of [`ApiError::status_and_code`],
-/// `Retry-After` when a retry can succeed; internal failures are logged here and shown to the
-/// client only by their kind.
-#[derive(Debug)]
-pub(crate) struct Failure<F>(ApiError, PhantomData<F>);
-
-impl<F> Failure<F> {
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self(ApiError::BadRequest(message.into()), PhantomData)
-    }
-}
-
-impl<F, E: Into<ApiError>> From<E> for Failure<F> {
-    fn from(e: E) -> Self {
-        Self(e.into(), PhantomData)
-    }
-}
-
-impl<F: ErrorFormat> IntoResponse for Failure<F> {
-    fn into_response(self) -> Response {
-        let code = self.0.code();
-        if code == Code::Internal {
-            tracing::error!(api = F::API, error = %ErrorChain(&self.0), "api request failed");
-        }
-        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = F::body(status, code, self.0.public_message());
-        if let Some(retry_after) = self.0.retry_after() {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
-        }
-        response
-    }
-}
-
-/// An error and each of its causes, `: `-separated, for the log.
-struct ErrorChain<'a>(&'a dyn std::error::Error);
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}
-
-/// The native API's failure: `{"error": {"code": "not_found", "message": "..."}}`.
-#[derive(serde::Serialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Serialize)]
-struct ErrorDetail {
-    /// [`Code::name`].
-    code: &'static str,
-    message: String,
-}
-
-/// The native API's format: [`ErrorBody`].
-#[derive(Debug)]
-pub(crate) struct Native;
-
-impl ErrorFormat for Native {
-    const API: &'static str = "native";
-
-    fn body(status: StatusCode, code: Code, message: String) -> Response {
-        (status, Json(ErrorBody { error: ErrorDetail { code: code.name(), message } })).into_response()
-    }
-}
-
-/// Tempo's and Zipkin's format: the message as plain text.
-#[derive(Debug)]
-pub(crate) struct PlainText;
-
-impl ErrorFormat for PlainText {
-    const API: &'static str = "tempo/zipkin";
-
-    fn body(status: StatusCode, _: Code, message: String) -> Response {
-        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        Failure::<Native>::from(self).into_response()
-    }
-}
 
 #[derive(Clone)]
 struct AppState {
@@ -276,7 +119,7 @@ pub fn router(api: Api) -> Router {
 
 async fn trace_by_id(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     Path(trace_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id: TraceId =
@@ -376,55 +219,5 @@ fn status_name(code: i32) -> &'static str {
         1 => "ok",
         2 => "error",
         _ => "unset",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use clew_tenancy::RateLimited;
-
-    use super::*;
-
-    fn answered(e: impl Into<ApiError>) -> Response {
-        Failure::<Native>::from(e.into()).into_response()
-    }
-
-    #[test]
-    fn a_failure_is_answered_with_its_code_status_and_retry_delay() {
-        let too_large = answered(AccessError::RateLimited(RateLimited::TooLarge {
-            namespace: 1,
-            bytes: 10,
-            allowance: 5,
-            bytes_per_second: 5,
-        }));
-        assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE, "as on ingest");
-        assert!(too_large.headers().get(header::RETRY_AFTER).is_none());
-
-        let limited = answered(AccessError::RateLimited(RateLimited::OverLimit {
-            namespace: 1,
-            bytes_per_second: 5,
-            retry_after: Duration::from_millis(1500),
-        }));
-        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(limited.headers()[header::RETRY_AFTER], "1");
-
-        let overloaded =
-            answered(StorageError::Overloaded { reason: "head full".into(), retry_after: Duration::from_secs(3) });
-        assert_eq!(overloaded.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(overloaded.headers()[header::RETRY_AFTER], "3");
-
-        assert_eq!(answered(AccessError::Unauthenticated("who?".into())).status(), StatusCode::UNAUTHORIZED);
-    }
-
-    #[test]
-    fn internal_faults_keep_their_cause_for_the_log_and_not_for_the_client() {
-        let e = ApiError::from(AccessError::internal("hash a password", std::io::Error::other("secret detail")));
-        assert_eq!(e.code(), Code::Internal);
-        assert!(!e.public_message().contains("secret"));
-        assert!(ErrorChain(&e).to_string().contains("hash a password: secret detail"), "{}", ErrorChain(&e));
-        let chained = ApiError::internal("read a segment", std::io::Error::other("disk gone"));
-        assert!(std::error::Error::source(&chained).is_some(), "the cause stays a source, not a string");
     }
 }

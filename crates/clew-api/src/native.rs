@@ -10,9 +10,10 @@ use clew_query::{Filters, Order, Search};
 use clew_storage::Value;
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::params::Params;
-use crate::settings::Reader;
-use crate::{ApiError, AppState};
+use crate::reader::Reader;
+use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -45,7 +46,7 @@ fn range(params: &Params) -> Result<clew_query::TimeRange, ApiError> {
 
 async fn search(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
@@ -84,7 +85,7 @@ async fn search(
 
 async fn services(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
@@ -94,7 +95,7 @@ async fn services(
 
 async fn operations(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     Path(service): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -115,7 +116,7 @@ pub(crate) const INTRINSICS: [&str; 9] =
 
 async fn attributes(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
@@ -141,7 +142,7 @@ async fn attributes(
 
 async fn values(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -187,7 +188,7 @@ fn encode(what: &str, value: &impl serde::Serialize) -> Result<serde_json::Value
 /// `GET /api/v1/traces/{trace_id}/critical-path`: [`clew_query::CriticalPath`] and `traceId`.
 async fn critical_path(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     Path(trace_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = parse_trace_id(&trace_id, None)?;
@@ -201,7 +202,7 @@ async fn critical_path(
 /// `traceIdA`, `traceIdB`. Both IDs are checked before either trace is read.
 async fn compare(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     Path((a, b)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ids = [parse_trace_id(&a, Some("trace A"))?, parse_trace_id(&b, Some("trace B"))?];
@@ -239,7 +240,7 @@ fn list(params: &Params, name: &str) -> Vec<String> {
 /// `GET /api/v1/service-map?start=&end=&attr=`: [`clew_query::ServiceMap`].
 async fn service_map(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
@@ -252,7 +253,7 @@ async fn service_map(
 /// [`clew_query::RedResult`]. Grouped by operation for one service, else by service.
 async fn red(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;
@@ -282,7 +283,7 @@ async fn red(
 /// first by default) with the TraceQL query that finds them.
 async fn exemplars(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let params = Params::parse(query.as_deref())?;

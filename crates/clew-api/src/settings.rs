@@ -8,53 +8,16 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use clew_model::TenantId;
 use clew_pipeline::ProjectPipeline;
 use clew_tenancy::headers::{credentials, SESSION_COOKIE};
 use clew_tenancy::maintenance;
-use clew_tenancy::{
-    AccessError, Caller, Limits, MemberOf, NewToken, ProjectRef, Role, Scope, Tenancy, TokenOwner, UsageDay, Via,
-};
+use clew_tenancy::{AccessError, Caller, Limits, MemberOf, NewToken, Role, Scope, Tenancy, TokenOwner, UsageDay, Via};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::jaeger::Jaeger;
+use crate::error::ApiError;
 use crate::params::Params;
-use crate::{ApiError, AppState, Failure, Native, PlainText};
-
-/// The storage tenant of the project a read may see: from the caller's token or session and
-/// the project they name (`X-Clew-Project` header, `project` query parameter, Tempo's
-/// `X-Scope-OrgID`), checked for the right to read traces.
-pub(crate) struct Reader(pub(crate) TenantId);
-
-impl FromRequestParts<AppState> for Reader {
-    /// A refusal in the format of the API asked (Jaeger's envelope, Tempo's and Zipkin's
-    /// plain text, the native JSON).
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let read = async {
-            let tenancy = &state.tenancy;
-            let caller = tenancy.authenticate(&credentials(&parts.headers)).await?;
-            let from_query = Params::parse(parts.uri.query())?.get("project").map(ProjectRef::parse).transpose()?;
-            let project = match from_query {
-                Some(project) => Some(project),
-                None => clew_tenancy::headers::project(&parts.headers)?,
-            };
-            Ok::<_, ApiError>(Reader(tenancy.read_target(&caller, project.as_ref()).await?.tenant))
-        };
-        read.await.map_err(|e| {
-            let path = parts.uri.path();
-            if path.starts_with("/jaeger/") {
-                Failure::<Jaeger>::from(e).into_response()
-            } else if path.starts_with("/tempo/") || path.starts_with("/zipkin/") {
-                Failure::<PlainText>::from(e).into_response()
-            } else {
-                Failure::<Native>::from(e).into_response()
-            }
-        })
-    }
-}
+use crate::AppState;
 
 /// An authenticated caller of the settings API. Requests that change something need a token
 /// with the `api` scope, or, from a signed-in browser, the session's CSRF token.

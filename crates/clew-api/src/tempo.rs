@@ -21,9 +21,10 @@ use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static};
 use prost::Message;
 use serde_json::json;
 
+use crate::error::{ApiError, Failure, PlainText};
 use crate::params::Params;
-use crate::settings::Reader;
-use crate::{ApiError, AppState, Failure, PlainText};
+use crate::reader::Reader;
+use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -102,7 +103,7 @@ fn encode_json(id: TraceId, traces: &mut TracesData) -> Result<Vec<u8>, TempoErr
 /// `GET /api/traces/{id}`: `{"batches": [ResourceSpans]}`, or a `tempopb.Trace`.
 async fn trace_v1(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     Path(text): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, TempoError> {
@@ -126,7 +127,7 @@ async fn trace_v1(
 /// `tempopb.TraceByIDResponse`.
 async fn trace_v2(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     Path(text): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, TempoError> {
@@ -182,7 +183,7 @@ fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, TempoError
 /// range, `limit` and spans per spanset (`spss`).
 async fn search(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
@@ -409,7 +410,7 @@ fn check_scope(scope: &str) -> Result<(), TempoError> {
 /// `GET /api/search/tags?scope=`: attribute names (intrinsics only when asked for by scope).
 async fn tags_v1(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
@@ -439,7 +440,7 @@ async fn tags_v1(
 /// single other scope is asked for.
 async fn tags_v2(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
     let params = Params::parse(query.as_deref())?;
@@ -490,7 +491,7 @@ fn value_text(value: &Value) -> Option<(&'static str, String)> {
 /// it (`service.name`, `http.method`, `status.code`) or an intrinsic.
 async fn tag_values_v1(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {
@@ -506,7 +507,7 @@ async fn tag_values_v1(
 /// `span.http.method`, `.foo`, `name`, `status`); values are typed, as text.
 async fn tag_values_v2(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<serde_json::Value>, TempoError> {

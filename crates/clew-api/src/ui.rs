@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::ApiError;
+use crate::error::ApiError;
 
 /// A file of the built UI.
 #[derive(Clone, Copy)]

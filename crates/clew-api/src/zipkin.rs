@@ -24,9 +24,10 @@ use clew_zipkin::keys;
 use clew_zipkin::ZipkinSpan;
 use serde::Serialize;
 
+use crate::error::{ApiError, Failure, PlainText};
 use crate::params::Params;
-use crate::settings::Reader;
-use crate::{ApiError, AppState, Failure, PlainText};
+use crate::reader::Reader;
+use crate::AppState;
 
 const PREFIX: &str = "/zipkin/api/v2";
 
@@ -106,7 +107,7 @@ fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str> {
 }
 
 /// `GET /services`: local service names, sorted.
-async fn services(State(state): State<AppState>, Reader(tenant): Reader) -> Result<Json<Vec<String>>> {
+async fn services(State(state): State<AppState>, Reader(tenant, _): Reader<PlainText>) -> Result<Json<Vec<String>>> {
     let catalog = state.storage.catalog(&tenant, recent(&state.limits)).await?;
     Ok(Json(catalog.services().into_iter().filter(|s| !s.is_empty()).map(str::to_owned).collect()))
 }
@@ -114,7 +115,7 @@ async fn services(State(state): State<AppState>, Reader(tenant): Reader) -> Resu
 /// `GET /spans?serviceName=`: the span names the service uses, sorted.
 async fn span_names(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<String>>> {
     let params = Params::parse(query.as_deref())?;
@@ -134,7 +135,7 @@ async fn span_names(
 /// a span of this service with it.
 async fn remote_services(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<String>>> {
     let params = Params::parse(query.as_deref())?;
@@ -358,7 +359,7 @@ fn window(params: &Params, limits: &Limits, default_lookback_ms: u64) -> Result<
 /// `GET /traces`: the newest traces matching the query, as `[[span, ...], ...]`.
 async fn traces(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<Vec<ZipkinSpan>>>> {
     let params = Params::parse(query.as_deref())?;
@@ -416,7 +417,7 @@ fn zipkin_spans(trace_id: TraceId, rows: Vec<SpanRow>) -> Result<Vec<ZipkinSpan>
 /// `GET /trace/{traceId}`: the trace's spans, or 404.
 async fn trace(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     Path(text): Path<String>,
 ) -> Result<Json<Vec<ZipkinSpan>>> {
     let id = trace_id(&text)?;
@@ -430,7 +431,7 @@ async fn trace(
 /// `GET /traceMany?traceIds=a,b`: the traces of those (at least two) that the store holds.
 async fn trace_many(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<Vec<ZipkinSpan>>>> {
     let params = Params::parse(query.as_deref())?;
@@ -471,7 +472,7 @@ struct DependencyLink {
 /// included). A call failed when the callee failed or the caller is a failed client span.
 async fn dependencies(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<DependencyLink>>> {
     let params = Params::parse(query.as_deref())?;
@@ -492,7 +493,10 @@ async fn dependencies(
 }
 
 /// `GET /autocompleteKeys`: the span attribute names that read back as tags, sorted.
-async fn autocomplete_keys(State(state): State<AppState>, Reader(tenant): Reader) -> Result<Json<Vec<String>>> {
+async fn autocomplete_keys(
+    State(state): State<AppState>,
+    Reader(tenant, _): Reader<PlainText>,
+) -> Result<Json<Vec<String>>> {
     let catalog = state.storage.catalog(&tenant, recent(&state.limits)).await?;
     Ok(Json(catalog.span_attributes.into_iter().filter(|key| !NOT_TAGS.contains(&key.as_str())).collect()))
 }
@@ -501,7 +505,7 @@ async fn autocomplete_keys(State(state): State<AppState>, Reader(tenant): Reader
 /// first.
 async fn autocomplete_values(
     State(state): State<AppState>,
-    Reader(tenant): Reader,
+    Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<String>>> {
     let params = Params::parse(query.as_deref())?;
