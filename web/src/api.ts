@@ -238,9 +238,9 @@ export interface TraceComparison {
 
 export interface Status {
   version: string;
-  authRequired: boolean;
-  otlpGrpc: string;
-  otlpHttp: string;
+  auth_required: boolean;
+  otlp_grpc: string;
+  otlp_http: string;
   http: string;
 }
 

@@ -6,9 +6,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use clew_model::{SpanRow, TraceId};
-use clew_query::{Filters, Order, Search};
+use clew_query::{Filters, Order, Search, SearchResult};
 use clew_storage::Value;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::params::Params;
@@ -48,7 +48,7 @@ async fn search(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SearchAnswer>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let traceql = params
         .get("q")
@@ -75,22 +75,47 @@ async fn search(
         cursor: params.get("cursor").map(clew_query::Cursor::from_str).transpose()?,
     };
     let result = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
-    let mut body = serde_json::to_value(&result).map_err(|e| ApiError::internal("encode search results", e))?;
-    body["query"] = json!(search.query.to_string());
-    body["order"] = json!(order);
-    body["start"] = json!(search.range.start.to_string());
-    body["end"] = json!((search.range.end - 1).to_string());
-    Ok(Json(body))
+    Ok(Json(SearchAnswer {
+        result,
+        query: search.query.to_string(),
+        order,
+        start: search.range.start,
+        end: search.range.end - 1,
+    }))
+}
+
+/// `/search`: a page of results, and the search as it ran: its query in canonical TraceQL, its
+/// order and its range (inclusive, Unix nanoseconds as strings).
+#[derive(Serialize)]
+struct SearchAnswer {
+    #[serde(flatten)]
+    result: SearchResult,
+    query: String,
+    order: Order,
+    #[serde(serialize_with = "as_string")]
+    start: u64,
+    #[serde(serialize_with = "as_string")]
+    end: u64,
+}
+
+/// A 64-bit integer as the OTLP/JSON mapping writes one: a decimal string.
+fn as_string<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
 }
 
 async fn services(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Services>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let catalog = state.storage.catalog(&tenant, range(&params)?).await?;
-    Ok(Json(json!({ "services": catalog.services() })))
+    Ok(Json(Services { services: catalog.services().into_iter().map(str::to_owned).collect() }))
+}
+
+#[derive(Serialize)]
+struct Services {
+    services: Vec<String>,
 }
 
 async fn operations(
@@ -98,16 +123,29 @@ async fn operations(
     Reader(tenant, _): Reader,
     Path(service): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Operations>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let catalog = state.storage.catalog(&tenant, range(&params)?).await?;
-    let operations: Vec<_> = catalog
+    let operations = catalog
         .operations
-        .iter()
+        .into_iter()
         .filter(|o| o.service == service)
-        .map(|o| json!({ "name": o.name, "kind": clew_query::kind_name(o.kind) }))
+        .map(|o| Operation { kind: clew_query::kind_name(o.kind), name: o.name })
         .collect();
-    Ok(Json(json!({ "service": service, "operations": operations })))
+    Ok(Json(Operations { service, operations }))
+}
+
+#[derive(Serialize)]
+struct Operations {
+    service: String,
+    operations: Vec<Operation>,
+}
+
+#[derive(Serialize)]
+struct Operation {
+    name: String,
+    /// The span kind in TraceQL spelling (`server`, `client`, ...).
+    kind: &'static str,
 }
 
 /// Intrinsics a search can filter on, in TraceQL spelling.
@@ -118,26 +156,32 @@ async fn attributes(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Attributes>, ApiError> {
     let params = Params::parse(query.as_deref())?;
-    let catalog = state.storage.catalog(&tenant, range(&params)?).await?;
     let scope = params.get("scope").unwrap_or("all");
-    let mut body = serde_json::Map::new();
-    if matches!(scope, "all" | "span") {
-        body.insert("span".into(), json!(catalog.span_attributes));
-    }
-    if matches!(scope, "all" | "resource") {
-        body.insert("resource".into(), json!(catalog.resource_attributes));
-    }
-    if matches!(scope, "all" | "intrinsic") {
-        body.insert("intrinsic".into(), json!(INTRINSICS));
-    }
-    if body.is_empty() {
+    if !matches!(scope, "all" | "span" | "resource" | "intrinsic") {
         return Err(ApiError::BadRequest(format!(
             "scope must be one of all, span, resource, intrinsic; not {scope:?}"
         )));
     }
-    Ok(Json(body.into()))
+    let catalog = state.storage.catalog(&tenant, range(&params)?).await?;
+    let asked = |name: &str| scope == "all" || scope == name;
+    Ok(Json(Attributes {
+        span: asked("span").then_some(catalog.span_attributes),
+        resource: asked("resource").then_some(catalog.resource_attributes),
+        intrinsic: asked("intrinsic").then_some(INTRINSICS),
+    }))
+}
+
+/// Attribute names by scope; a scope not asked for is absent.
+#[derive(Serialize)]
+struct Attributes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    intrinsic: Option<[&'static str; 9]>,
 }
 
 async fn values(
@@ -145,23 +189,41 @@ async fn values(
     Reader(tenant, _): Reader,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Values>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let limit = params.number("limit", VALUES_LIMIT.0)?.min(VALUES_LIMIT.1);
     let field = clew_query::field(&name)?;
     let values = crate::values(&state, &tenant, &field, range(&params)?, limit).await?;
-    let values: Vec<_> = values.iter().map(typed_value).collect();
-    Ok(Json(json!({ "name": name, "values": values })))
+    Ok(Json(Values { name, values: values.into_iter().map(TypedValue::from).collect() }))
 }
 
-/// `{"type": "string"|"int"|"float"|"bool", "value": ...}`
-pub(crate) fn typed_value(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Str(s) => json!({ "type": "string", "value": s }),
-        Value::Int(i) => json!({ "type": "int", "value": i }),
-        Value::Float(f) => json!({ "type": "float", "value": f }),
-        Value::Bool(b) => json!({ "type": "bool", "value": b }),
-        Value::Other => json!({ "type": "other", "value": null }),
+#[derive(Serialize)]
+struct Values {
+    name: String,
+    values: Vec<TypedValue>,
+}
+
+/// `{"type": "string"|"int"|"float"|"bool", "value": ...}`; `other` (arrays, maps, bytes) with
+/// a null value.
+#[derive(Serialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+enum TypedValue {
+    String(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Other(()),
+}
+
+impl From<Value> for TypedValue {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Str(s) => Self::String(s),
+            Value::Int(i) => Self::Int(i),
+            Value::Float(f) => Self::Float(f),
+            Value::Bool(b) => Self::Bool(b),
+            Value::Other => Self::Other(()),
+        }
     }
 }
 
@@ -181,21 +243,23 @@ fn found(which: &str, id: TraceId, rows: Vec<SpanRow>) -> Result<Vec<SpanRow>, A
     Ok(rows)
 }
 
-fn encode(what: &str, value: &impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(value).map_err(|e| ApiError::internal(what, e))
-}
-
 /// `GET /api/v1/traces/{trace_id}/critical-path`: [`clew_query::CriticalPath`] and `traceId`.
 async fn critical_path(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     Path(trace_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CriticalPathAnswer>, ApiError> {
     let id = parse_trace_id(&trace_id, None)?;
     let rows = found("trace", id, state.storage.trace(&tenant, id).await?)?;
-    let mut body = encode("encode critical path", &clew_query::critical_path(&rows))?;
-    body["traceId"] = json!(id);
-    Ok(Json(body))
+    Ok(Json(CriticalPathAnswer { path: clew_query::critical_path(&rows), trace_id: id }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CriticalPathAnswer {
+    #[serde(flatten)]
+    path: clew_query::CriticalPath,
+    trace_id: TraceId,
 }
 
 /// `GET /api/v1/traces/{a}/compare/{b}`: [`clew_query::Comparison`] of B against A, and
@@ -204,15 +268,23 @@ async fn compare(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     Path((a, b)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ComparisonAnswer>, ApiError> {
     let ids = [parse_trace_id(&a, Some("trace A"))?, parse_trace_id(&b, Some("trace B"))?];
     let mut traces = state.storage.traces(&tenant, &ids).await?.into_iter();
     let a = found("trace A", ids[0], traces.next().unwrap_or_default())?;
     let b = found("trace B", ids[1], traces.next().unwrap_or_default())?;
-    let mut body = encode("encode trace comparison", &clew_query::compare(&a, &b))?;
-    body["traceIdA"] = json!(ids[0]);
-    body["traceIdB"] = json!(ids[1]);
-    Ok(Json(body))
+    Ok(Json(ComparisonAnswer { comparison: clew_query::compare(&a, &b), trace_id_a: ids[0], trace_id_b: ids[1] }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ComparisonAnswer {
+    #[serde(flatten)]
+    comparison: clew_query::Comparison,
+    #[serde(rename = "traceIdA")]
+    trace_id_a: TraceId,
+    #[serde(rename = "traceIdB")]
+    trace_id_b: TraceId,
 }
 
 /// A range for the service map and RED metrics, within the longest a search may cover.
@@ -242,11 +314,10 @@ async fn service_map(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<clew_query::ServiceMap>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let range = metrics_range(&params, &state)?;
-    let map = clew_query::service_map(&*state.storage, &tenant, range, &dimension_filters(&params)?).await?;
-    Ok(Json(encode("encode the service map", &map)?))
+    Ok(Json(clew_query::service_map(&*state.storage, &tenant, range, &dimension_filters(&params)?).await?))
 }
 
 /// `GET /api/v1/metrics/red?service=&operation=&kind=&groupBy=&step=&attr=`:
@@ -255,7 +326,7 @@ async fn red(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<clew_query::RedResult>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let service = params.get("service").map(str::to_owned);
     let mut group_by = list(&params, "groupBy");
@@ -274,8 +345,7 @@ async fn red(
         filters: dimension_filters(&params)?,
         group_by,
     };
-    let result = clew_query::red(&*state.storage, &tenant, &request).await?;
-    Ok(Json(encode("encode RED metrics", &result)?))
+    Ok(Json(clew_query::red(&*state.storage, &tenant, &request).await?))
 }
 
 /// `GET /api/v1/exemplars?family=&service=&name=&kind=&minDuration=&maxDuration=&error=&attr=`:
@@ -285,7 +355,7 @@ async fn exemplars(
     State(state): State<AppState>,
     Reader(tenant, _): Reader,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ExemplarsAnswer>, ApiError> {
     let params = Params::parse(query.as_deref())?;
     let service = params.get("service").ok_or_else(|| {
         ApiError::BadRequest("`service` is required: the service of the spans or the calling service".into())
@@ -314,7 +384,13 @@ async fn exemplars(
         cursor: params.get("cursor").map(clew_query::Cursor::from_str).transpose()?,
     };
     let result = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
-    let mut body = encode("encode exemplars", &result)?;
-    body["query"] = json!(search.query.to_string());
-    Ok(Json(body))
+    Ok(Json(ExemplarsAnswer { result, query: search.query.to_string() }))
+}
+
+/// Example traces as search results, with the TraceQL query that finds them.
+#[derive(Serialize)]
+struct ExemplarsAnswer {
+    #[serde(flatten)]
+    result: SearchResult,
+    query: String,
 }

@@ -1,6 +1,9 @@
 //! Who may read what, and the settings API under `/api/v1`: sign-in, users, namespaces,
 //! projects, memberships, tokens, limits and usage (described in `docs/openapi.yaml`). The
-//! rules themselves live in `clew-tenancy`; this module maps requests onto them.
+//! rules themselves live in `clew-tenancy`; this module maps requests onto them. Responses are
+//! typed and their keys snake_case, as in the request bodies.
+
+use std::collections::BTreeMap;
 
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
@@ -8,12 +11,14 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use clew_pipeline::ProjectPipeline;
+use clew_pipeline::{PipelineSettings, ProjectPipeline};
 use clew_tenancy::headers::{credentials, SESSION_COOKIE};
 use clew_tenancy::maintenance;
-use clew_tenancy::{AccessError, Caller, Limits, MemberOf, NewToken, Role, Scope, Tenancy, TokenOwner, UsageDay, Via};
-use serde::Deserialize;
-use serde_json::json;
+use clew_tenancy::{
+    AccessError, Caller, Limits, Member, MemberOf, Namespace, NewToken, Project, RefusedCount, Role, Scope, Tenancy,
+    Token, TokenOwner, UsageDay, User, Via,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::params::Params;
@@ -68,11 +73,11 @@ pub(crate) fn routes() -> Router<AppState> {
 
 type Answer = Result<Response, ApiError>;
 
-fn ok(value: serde_json::Value) -> Answer {
+fn ok(value: impl Serialize) -> Answer {
     Ok(Json(value).into_response())
 }
 
-fn created(value: serde_json::Value) -> Answer {
+fn created(value: impl Serialize) -> Answer {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
@@ -111,9 +116,15 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, payload: axum:
     let login: Login = body(&payload)?;
     let (user, session, csrf) = state.tenancy.sign_in(&login.username, &login.password).await?;
     let ttl = state.tenancy.options().session_ttl.as_secs();
-    let mut response = Json(json!({ "user": user, "csrf_token": csrf })).into_response();
+    let mut response = Json(SignedIn { user, csrf_token: csrf }).into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &headers, &session, ttl));
     Ok(response)
+}
+
+#[derive(Serialize)]
+struct SignedIn {
+    user: User,
+    csrf_token: String,
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Answer {
@@ -143,15 +154,29 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Answer {
         Caller::Project { token, project_id, .. } => (Some(token.clone()), Some(*project_id)),
         _ => (None, None),
     };
-    ok(json!({
-        "caller": caller.describe(),
-        "user": caller.user(),
-        "admin": caller.is_admin(),
-        "token": token,
-        "project_id": project,
-        "csrf_token": csrf,
-        "auth_required": state.tenancy.options().auth_required,
-    }))
+    ok(Me {
+        caller: caller.describe(),
+        user: caller.user(),
+        admin: caller.is_admin(),
+        token,
+        project_id: project,
+        csrf_token: csrf,
+        auth_required: state.tenancy.options().auth_required,
+    })
+}
+
+/// Who the caller is, and how they signed in.
+#[derive(Serialize)]
+struct Me<'a> {
+    caller: String,
+    user: Option<&'a User>,
+    admin: bool,
+    /// The token the request came with, when it came with one.
+    token: Option<Token>,
+    project_id: Option<i64>,
+    /// The session's CSRF token, for a signed-in browser.
+    csrf_token: Option<String>,
+    auth_required: bool,
 }
 
 /// What a client needs to know about this node: its version, whether sign-in is required, and
@@ -159,13 +184,22 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Answer {
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> Answer {
     state.tenancy.authenticate(&credentials(&headers)).await?;
     let listeners = state.listeners;
-    ok(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "authRequired": state.tenancy.options().auth_required,
-        "http": listeners.http.to_string(),
-        "otlpGrpc": listeners.otlp_grpc.to_string(),
-        "otlpHttp": listeners.otlp_http.to_string(),
-    }))
+    ok(Status {
+        version: env!("CARGO_PKG_VERSION"),
+        auth_required: state.tenancy.options().auth_required,
+        http: listeners.http.to_string(),
+        otlp_grpc: listeners.otlp_grpc.to_string(),
+        otlp_http: listeners.otlp_http.to_string(),
+    })
+}
+
+#[derive(Serialize)]
+struct Status {
+    version: &'static str,
+    auth_required: bool,
+    http: String,
+    otlp_grpc: String,
+    otlp_http: String,
 }
 
 // Users (administrators).
@@ -180,14 +214,19 @@ struct NewUser {
 
 async fn users(State(state): State<AppState>, Settings(caller): Settings) -> Answer {
     state.tenancy.require_admin(&caller)?;
-    ok(json!({ "users": state.tenancy.metadata().users().await? }))
+    ok(Users { users: state.tenancy.metadata().users().await? })
+}
+
+#[derive(Serialize)]
+struct Users {
+    users: Vec<User>,
 }
 
 async fn create_user(State(state): State<AppState>, Settings(caller): Settings, payload: axum::body::Bytes) -> Answer {
     state.tenancy.require_admin(&caller)?;
     let new: NewUser = body(&payload)?;
     let user = state.tenancy.create_user(&new.username, new.password.as_deref(), new.admin).await?;
-    created(json!(user))
+    created(user)
 }
 
 /// A user named by ID or username.
@@ -239,10 +278,22 @@ async fn namespaces(State(state): State<AppState>, Settings(caller): Settings) -
     let mut visible = Vec::new();
     for namespace in tenancy.metadata().namespaces().await? {
         if let Some(role) = visible_role(tenancy, &caller, &namespace).await? {
-            visible.push(json!({ "namespace": namespace, "role": role }));
+            visible.push(NamespaceRole { namespace, role });
         }
     }
-    ok(json!({ "namespaces": visible }))
+    ok(Namespaces { namespaces: visible })
+}
+
+#[derive(Serialize)]
+struct Namespaces {
+    namespaces: Vec<NamespaceRole>,
+}
+
+/// A namespace and the caller's role in it.
+#[derive(Serialize)]
+struct NamespaceRole {
+    namespace: Namespace,
+    role: Role,
 }
 
 /// The caller's role in a namespace, or in any of its projects (which makes the namespace
@@ -275,7 +326,7 @@ async fn create_namespace(
 ) -> Answer {
     state.tenancy.require_admin(&caller)?;
     let new: NewNamespace = body(&payload)?;
-    created(json!(state.tenancy.create_namespace(&new.path, new.name.as_deref()).await?))
+    created(state.tenancy.create_namespace(&new.path, new.name.as_deref()).await?)
 }
 
 async fn namespace(State(state): State<AppState>, Settings(caller): Settings, Path(ns): Path<String>) -> Answer {
@@ -283,12 +334,12 @@ async fn namespace(State(state): State<AppState>, Settings(caller): Settings, Pa
     let namespace = tenancy.metadata().namespace(&ns).await?;
     let Some(namespace) = namespace else { return Err(not_found("namespace", ns)) };
     let Some(role) = visible_role(tenancy, &caller, &namespace).await? else { return Err(not_found("namespace", ns)) };
-    ok(json!({ "namespace": namespace, "role": role }))
+    ok(NamespaceRole { namespace, role })
 }
 
 async fn limits(State(state): State<AppState>, Settings(caller): Settings, Path(ns): Path<String>) -> Answer {
     let namespace = state.tenancy.namespace_with(&caller, &ns, Role::Owner, "see the limits").await?;
-    ok(json!(namespace.limits))
+    ok(namespace.limits)
 }
 
 async fn set_limits(
@@ -304,16 +355,43 @@ async fn set_limits(
         return Err(ApiError::BadRequest("retention_days must be at least 1".into()));
     }
     state.tenancy.metadata().set_limits(namespace.id, limits).await?;
-    ok(json!(limits))
+    ok(limits)
 }
 
-fn usage_day(day: &UsageDay) -> serde_json::Value {
-    json!({
-        "date": clew_model::day_name(day.day),
-        "ingested_bytes": day.ingested_bytes,
-        "ingested_spans": day.ingested_spans,
-        "refused": day.refused,
-    })
+/// A namespace's limits, what it stores now, and what it sent day by day.
+#[derive(Serialize)]
+struct NamespaceUsage {
+    namespace: String,
+    limits: Limits,
+    stored: Stored,
+    days: Vec<Day>,
+}
+
+#[derive(Serialize)]
+struct Stored {
+    bytes: u64,
+    spans: u64,
+    projects: Vec<maintenance::Stored>,
+}
+
+#[derive(Serialize)]
+struct Day {
+    /// `YYYY-MM-DD`, UTC.
+    date: String,
+    ingested_bytes: u64,
+    ingested_spans: u64,
+    refused: BTreeMap<String, RefusedCount>,
+}
+
+impl From<UsageDay> for Day {
+    fn from(day: UsageDay) -> Self {
+        Day {
+            date: clew_model::day_name(day.day),
+            ingested_bytes: day.ingested_bytes,
+            ingested_spans: day.ingested_spans,
+            refused: day.refused,
+        }
+    }
 }
 
 async fn usage(
@@ -328,16 +406,16 @@ async fn usage(
     let stored = maintenance::stored(state.tenancy.metadata(), &*state.storage, namespace.id)
         .await
         .map_err(|e| ApiError::internal("read stored usage", e))?;
-    ok(json!({
-        "namespace": namespace.path,
-        "limits": namespace.limits,
-        "stored": {
-            "bytes": stored.iter().map(|s| s.bytes).sum::<u64>(),
-            "spans": stored.iter().map(|s| s.spans).sum::<u64>(),
-            "projects": stored,
+    ok(NamespaceUsage {
+        namespace: namespace.path,
+        limits: namespace.limits,
+        stored: Stored {
+            bytes: stored.iter().map(|s| s.bytes).sum(),
+            spans: stored.iter().map(|s| s.spans).sum(),
+            projects: stored,
         },
-        "days": usage.iter().map(usage_day).collect::<Vec<_>>(),
-    }))
+        days: usage.into_iter().map(Day::from).collect(),
+    })
 }
 
 // Members.
@@ -347,6 +425,11 @@ struct NewMember {
     /// User ID or username.
     user: serde_json::Value,
     role: Role,
+}
+
+#[derive(Serialize)]
+struct Members {
+    members: Vec<Member>,
 }
 
 async fn member_user(tenancy: &Tenancy, new: &NewMember) -> Result<clew_tenancy::User, ApiError> {
@@ -373,7 +456,7 @@ async fn namespace_members(
 ) -> Answer {
     let namespace = state.tenancy.namespace_with(&caller, &ns, Role::Guest, "see the members").await?;
     let members = state.tenancy.metadata().members(MemberOf::Namespace(namespace.id)).await?;
-    ok(json!({ "members": members }))
+    ok(Members { members })
 }
 
 async fn add_namespace_member(
@@ -387,7 +470,7 @@ async fn add_namespace_member(
     let new: NewMember = body(&payload)?;
     let user = member_user(tenancy, &new).await?;
     tenancy.metadata().set_member(MemberOf::Namespace(namespace.id), user.id, new.role).await?;
-    created(json!({ "user_id": user.id, "username": user.username, "role": new.role }))
+    created(Member { user_id: user.id, username: user.username, role: new.role })
 }
 
 async fn remove_namespace_member(
@@ -413,13 +496,25 @@ async fn projects(State(state): State<AppState>, Settings(caller): Settings, Pat
     let mut visible = Vec::new();
     for project in tenancy.metadata().projects(Some(namespace.id)).await? {
         if let Some(role) = tenancy.role_in(&caller, &project).await? {
-            visible.push(json!({ "project": project, "role": role }));
+            visible.push(ProjectRole { project, role });
         }
     }
     if visible.is_empty() && tenancy.namespace_role(&caller, &namespace).await?.is_none() {
         return Err(not_found("namespace", ns));
     }
-    ok(json!({ "projects": visible }))
+    ok(Projects { projects: visible })
+}
+
+#[derive(Serialize)]
+struct Projects {
+    projects: Vec<ProjectRole>,
+}
+
+/// A project and the caller's role in it.
+#[derive(Serialize)]
+struct ProjectRole {
+    project: Project,
+    role: Role,
 }
 
 #[derive(Deserialize)]
@@ -435,19 +530,33 @@ async fn create_project(
 ) -> Answer {
     let namespace = state.tenancy.namespace_with(&caller, &ns, Role::Maintainer, "create projects").await?;
     let new: NewProject = body(&payload)?;
-    created(json!(state.tenancy.create_project(&namespace, &new.path).await?))
+    created(state.tenancy.create_project(&namespace, &new.path).await?)
 }
 
 async fn project(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
     let target = state.tenancy.project_with(&caller, id, Role::Guest, "see the project").await?;
-    ok(json!({ "project": target.project, "namespace": target.namespace.path, "role": target.role }))
+    ok(ProjectInNamespace { project: target.project, namespace: target.namespace.path, role: target.role })
+}
+
+#[derive(Serialize)]
+struct ProjectInNamespace {
+    project: Project,
+    /// The namespace's path.
+    namespace: String,
+    role: Role,
 }
 
 async fn set_tracing(state: &AppState, caller: &Caller, id: i64, enabled: bool) -> Answer {
     let action = if enabled { "enable tracing" } else { "disable tracing" };
     let target = state.tenancy.project_with(caller, id, Role::Maintainer, action).await?;
     state.tenancy.metadata().set_tracing(target.project.id, enabled).await?;
-    ok(json!({ "project_id": target.project.id, "tracing_enabled": enabled }))
+    ok(Tracing { project_id: target.project.id, tracing_enabled: enabled })
+}
+
+#[derive(Serialize)]
+struct Tracing {
+    project_id: i64,
+    tracing_enabled: bool,
 }
 
 async fn enable_tracing(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
@@ -457,7 +566,15 @@ async fn enable_tracing(State(state): State<AppState>, Settings(caller): Setting
 /// A project's own pipeline settings and the pipeline its spans go through.
 fn pipeline_answer(state: &AppState, project_id: i64, own: Option<ProjectPipeline>) -> Answer {
     let effective = own.as_ref().map_or_else(|| (*state.pipeline).clone(), |own| state.pipeline.with_project(own));
-    ok(json!({ "project_id": project_id, "settings": own, "effective": effective }))
+    ok(Pipeline { project_id, settings: own, effective })
+}
+
+/// A project's own pipeline settings (`null` when it has none) and what its spans go through.
+#[derive(Serialize)]
+struct Pipeline {
+    project_id: i64,
+    settings: Option<ProjectPipeline>,
+    effective: PipelineSettings,
 }
 
 async fn pipeline(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
@@ -499,7 +616,7 @@ async fn disable_tracing(State(state): State<AppState>, Settings(caller): Settin
 async fn project_members(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
     let target = state.tenancy.project_with(&caller, id, Role::Guest, "see the members").await?;
     let members = state.tenancy.metadata().members(MemberOf::Project(target.project.id)).await?;
-    ok(json!({ "members": members }))
+    ok(Members { members })
 }
 
 async fn add_project_member(
@@ -514,7 +631,7 @@ async fn add_project_member(
     check_grant(target.role, new.role)?;
     let user = member_user(tenancy, &new).await?;
     tenancy.metadata().set_member(MemberOf::Project(target.project.id), user.id, new.role).await?;
-    created(json!({ "user_id": user.id, "username": user.username, "role": new.role }))
+    created(Member { user_id: user.id, username: user.username, role: new.role })
 }
 
 async fn remove_project_member(
@@ -544,13 +661,25 @@ struct TokenRequest {
 }
 
 fn issued(token: clew_tenancy::Token, secret: String) -> Answer {
-    created(json!({ "token": token, "secret": secret, "note": "the secret is shown only now; store it safely" }))
+    created(IssuedToken { token, secret, note: "the secret is shown only now; store it safely" })
+}
+
+#[derive(Serialize)]
+struct IssuedToken {
+    token: Token,
+    secret: String,
+    note: &'static str,
+}
+
+#[derive(Serialize)]
+struct Tokens {
+    tokens: Vec<Token>,
 }
 
 async fn project_tokens(State(state): State<AppState>, Settings(caller): Settings, Path(id): Path<i64>) -> Answer {
     let target = state.tenancy.project_with(&caller, id, Role::Maintainer, "manage tokens").await?;
     let tokens = state.tenancy.metadata().tokens(TokenOwner::Project(target.project.id)).await?;
-    ok(json!({ "tokens": tokens }))
+    ok(Tokens { tokens })
 }
 
 async fn create_project_token(
@@ -597,7 +726,7 @@ fn signed_in_user(caller: &Caller) -> Result<&clew_tenancy::User, ApiError> {
 async fn personal_tokens(State(state): State<AppState>, Settings(caller): Settings) -> Answer {
     let user = signed_in_user(&caller)?;
     let tokens = state.tenancy.metadata().tokens(TokenOwner::User(user.id)).await?;
-    ok(json!({ "tokens": tokens }))
+    ok(Tokens { tokens })
 }
 
 async fn create_personal_token(

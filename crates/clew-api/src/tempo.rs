@@ -6,7 +6,7 @@
 //! integers as strings). Failures are answered as Tempo answers them: a status and a plain-text
 //! body ([`TempoError`]), never the native API's JSON error.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
@@ -19,7 +19,7 @@ use clew_query::{Filters, Order, QueryError, Search, TimeRange, TraceSummary};
 use clew_storage::{StorageError, Value};
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static};
 use prost::Message;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::{ApiError, Failure, PlainText};
 use crate::params::Params;
@@ -185,7 +185,7 @@ async fn search(
     State(state): State<AppState>,
     Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, TempoError> {
+) -> Result<Json<SearchResponse>, TempoError> {
     let params = Params::parse(query.as_deref())?;
     let traceql = params
         .get("q")
@@ -224,54 +224,129 @@ async fn search(
         cursor: None,
     };
     let result = clew_query::search(&*state.storage, &tenant, &search, &state.limits).await?;
-    let traces: Vec<_> = result.traces.iter().map(trace_metadata).collect();
-    Ok(Json(json!({
-        "traces": traces,
-        "metrics": { "inspectedTraces": result.inspected, "completedJobs": 1, "totalJobs": 1 },
-    })))
+    Ok(Json(SearchResponse {
+        traces: result.traces.iter().map(trace_metadata).collect(),
+        metrics: SearchMetrics { inspected_traces: result.inspected, completed_jobs: 1, total_jobs: 1 },
+    }))
 }
 
-/// Tempo's `TraceSearchMetadata`. Clew finds one spanset per trace; it is both the deprecated
-/// `spanSet` and the only entry of `spanSets`.
-fn trace_metadata(summary: &TraceSummary) -> serde_json::Value {
-    let spans: Vec<_> = summary
+/// Tempo's `SearchResponse`.
+#[derive(Serialize)]
+struct SearchResponse {
+    traces: Vec<TraceSearchMetadata>,
+    metrics: SearchMetrics,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchMetrics {
+    inspected_traces: usize,
+    completed_jobs: u32,
+    total_jobs: u32,
+}
+
+/// Tempo's `TraceSearchMetadata`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TraceSearchMetadata {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    root_service_name: String,
+    /// Absent when the root span has not arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_trace_name: Option<String>,
+    #[serde(serialize_with = "as_string")]
+    start_time_unix_nano: u64,
+    duration_ms: u64,
+    /// The first of `spanSets`, which Tempo still writes for older clients.
+    span_set: SpanSet,
+    span_sets: [SpanSet; 1],
+    service_stats: BTreeMap<String, ServiceStats>,
+}
+
+#[derive(Clone, Serialize)]
+struct SpanSet {
+    spans: Vec<SpanSetSpan>,
+    matched: usize,
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpanSetSpan {
+    #[serde(rename = "spanID")]
+    span_id: String,
+    name: String,
+    #[serde(serialize_with = "as_string")]
+    start_time_unix_nano: u64,
+    #[serde(serialize_with = "as_string")]
+    duration_nanos: u64,
+    attributes: Vec<StringKeyValue>,
+}
+
+/// An OTLP/JSON `KeyValue` holding a string.
+#[derive(Clone, Serialize)]
+struct StringKeyValue {
+    key: String,
+    value: StringValue,
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StringValue {
+    string_value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceStats {
+    span_count: usize,
+    error_count: usize,
+}
+
+/// A 64-bit integer as `jsonpb` writes one: a decimal string.
+fn as_string<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// Clew finds one spanset per trace; it is both the deprecated `spanSet` and the only entry of
+/// `spanSets`.
+fn trace_metadata(summary: &TraceSummary) -> TraceSearchMetadata {
+    let spans = summary
         .matched
         .iter()
         .map(|span| {
             let mut attributes = vec![string_kv(clew_model::SERVICE_NAME, &span.service)];
             attributes.extend(span.attributes.iter().map(|(key, value)| string_kv(key, value)));
-            json!({
-                "spanID": span.span_id,
-                "name": span.name,
-                "startTimeUnixNano": span.start_unix_nano.to_string(),
-                "durationNanos": span.duration_nanos.to_string(),
-                "attributes": attributes,
-            })
+            SpanSetSpan {
+                span_id: span.span_id.to_string(),
+                name: span.name.clone(),
+                start_time_unix_nano: span.start_unix_nano,
+                duration_nanos: span.duration_nanos,
+                attributes,
+            }
         })
         .collect();
-    let span_set = json!({ "spans": spans, "matched": summary.matched_count });
-    let service_stats: serde_json::Map<_, _> = summary
+    let span_set = SpanSet { spans, matched: summary.matched_count };
+    let service_stats = summary
         .services
         .iter()
-        .map(|s| (s.name.clone(), json!({ "spanCount": s.spans, "errorCount": s.errors })))
+        .map(|s| (s.name.clone(), ServiceStats { span_count: s.spans, error_count: s.errors }))
         .collect();
-    let mut metadata = json!({
-        "traceID": summary.trace_id.to_string(),
-        "rootServiceName": if summary.root_missing { ROOT_NOT_RECEIVED } else { summary.root_service.as_str() },
-        "startTimeUnixNano": summary.start_unix_nano.to_string(),
-        "durationMs": summary.duration_nanos / 1_000_000,
-        "spanSet": span_set,
-        "spanSets": [span_set],
-        "serviceStats": service_stats,
-    });
-    if !summary.root_missing {
-        metadata["rootTraceName"] = json!(summary.root_name);
+    let root_service = if summary.root_missing { ROOT_NOT_RECEIVED } else { summary.root_service.as_str() };
+    TraceSearchMetadata {
+        trace_id: summary.trace_id.to_string(),
+        root_service_name: root_service.to_owned(),
+        root_trace_name: (!summary.root_missing).then(|| summary.root_name.clone()),
+        start_time_unix_nano: summary.start_unix_nano,
+        duration_ms: summary.duration_nanos / 1_000_000,
+        span_set: span_set.clone(),
+        span_sets: [span_set],
+        service_stats,
     }
-    metadata
 }
 
-fn string_kv(key: &str, value: &str) -> serde_json::Value {
-    json!({ "key": key, "value": { "stringValue": value } })
+fn string_kv(key: &str, value: &str) -> StringKeyValue {
+    StringKeyValue { key: key.to_owned(), value: StringValue { string_value: value.to_owned() } }
 }
 
 /// Search filters from Tempo's logfmt `tags` (`service.name="api" http.status_code=500`): each
@@ -412,7 +487,7 @@ async fn tags_v1(
     State(state): State<AppState>,
     Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, TempoError> {
+) -> Result<Json<TagNames>, TempoError> {
     let params = Params::parse(query.as_deref())?;
     let scope = params.get("scope").unwrap_or("");
     check_scope(scope)?;
@@ -433,7 +508,7 @@ async fn tags_v1(
             }
         }
     };
-    Ok(Json(json!({ "tagNames": names })))
+    Ok(Json(TagNames { tag_names: names }))
 }
 
 /// `GET /api/v2/search/tags?scope=`: attribute names by scope, intrinsics included unless a
@@ -442,7 +517,7 @@ async fn tags_v2(
     State(state): State<AppState>,
     Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, TempoError> {
+) -> Result<Json<TagScopes>, TempoError> {
     let params = Params::parse(query.as_deref())?;
     let scope = params.get("scope").unwrap_or("");
     check_scope(scope)?;
@@ -451,16 +526,49 @@ async fn tags_v2(
     if matches!(scope, "" | "none" | "span" | "resource") {
         let catalog = state.storage.catalog(&tenant, range).await?;
         if scope != "resource" {
-            scopes.push(json!({ "name": "span", "tags": catalog.span_attributes }));
+            scopes.push(TagScope { name: "span", tags: catalog.span_attributes });
         }
         if scope != "span" {
-            scopes.push(json!({ "name": "resource", "tags": catalog.resource_attributes }));
+            scopes.push(TagScope { name: "resource", tags: catalog.resource_attributes });
         }
     }
     if matches!(scope, "" | "none" | "intrinsic") {
-        scopes.push(json!({ "name": "intrinsic", "tags": intrinsic_names() }));
+        scopes.push(TagScope { name: "intrinsic", tags: intrinsic_names().into_iter().map(str::to_owned).collect() });
     }
-    Ok(Json(json!({ "scopes": scopes })))
+    Ok(Json(TagScopes { scopes }))
+}
+
+/// `/api/search/tags`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TagNames {
+    tag_names: Vec<String>,
+}
+
+/// `/api/v2/search/tags`.
+#[derive(Serialize)]
+struct TagScopes {
+    scopes: Vec<TagScope>,
+}
+
+#[derive(Serialize)]
+struct TagScope {
+    name: &'static str,
+    tags: Vec<String>,
+}
+
+/// `/api/search/tag/{tag}/values` (`T` = text) and `/api/v2/...` (`T` = [`TypedTagValue`]).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TagValues<T> {
+    tag_values: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct TypedTagValue {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: String,
 }
 
 /// The values `field` takes; none for durations, as in Tempo (they are not worth listing).
@@ -494,13 +602,13 @@ async fn tag_values_v1(
     Reader(tenant, _): Reader<PlainText>,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, TempoError> {
+) -> Result<Json<TagValues<String>>, TempoError> {
     let params = Params::parse(query.as_deref())?;
     let name = if tag == "status.code" { "status" } else { tag.as_str() };
     let field = clew_query::field(name)?;
     let values = field_values(&state, &tenant, &field, &params).await?;
-    let values: Vec<String> = values.iter().filter_map(value_text).map(|(_, text)| text).collect();
-    Ok(Json(json!({ "tagValues": values })))
+    let tag_values = values.iter().filter_map(value_text).map(|(_, text)| text).collect();
+    Ok(Json(TagValues { tag_values }))
 }
 
 /// `GET /api/v2/search/tag/{tag}/values`: `tag` is a TraceQL field (`resource.service.name`,
@@ -510,17 +618,17 @@ async fn tag_values_v2(
     Reader(tenant, _): Reader<PlainText>,
     Path(tag): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<serde_json::Value>, TempoError> {
+) -> Result<Json<TagValues<TypedTagValue>>, TempoError> {
     let params = Params::parse(query.as_deref())?;
     let field = clew_query::field(&tag)?;
     let keyword = matches!(field, Field::Intrinsic(Intrinsic::Status | Intrinsic::Kind));
     let values = field_values(&state, &tenant, &field, &params).await?;
-    let values: Vec<_> = values
+    let tag_values = values
         .iter()
         .filter_map(value_text)
-        .map(|(kind, value)| json!({ "type": if keyword { "keyword" } else { kind }, "value": value }))
+        .map(|(kind, value)| TypedTagValue { kind: if keyword { "keyword" } else { kind }, value })
         .collect();
-    Ok(Json(json!({ "tagValues": values })))
+    Ok(Json(TagValues { tag_values }))
 }
 
 #[cfg(test)]

@@ -87,9 +87,9 @@ async fn status_says_where_to_send_spans() {
     let (status, body) = get(&app.router, "/api/v1/status").await;
     assert_eq!(status, StatusCode::OK);
     let status = json(&body);
-    assert_eq!(status["otlpGrpc"], LISTENERS.otlp_grpc.to_string());
-    assert_eq!(status["otlpHttp"], LISTENERS.otlp_http.to_string());
+    assert_eq!(status["otlp_grpc"], LISTENERS.otlp_grpc.to_string());
+    assert_eq!(status["otlp_http"], LISTENERS.otlp_http.to_string());
     assert_eq!(status["http"], LISTENERS.http.to_string());
-    assert_eq!(status["authRequired"], false);
+    assert_eq!(status["auth_required"], false);
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
 }

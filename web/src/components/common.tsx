@@ -105,8 +105,8 @@ export function GettingStarted({ title = 'No traces here yet' }: { title?: strin
     const name = h === '0.0.0.0' || h === '[::]' ? window.location.hostname : h.replace(/^\[|\]$/g, '');
     return `${name.includes(':') ? `[${name}]` : name}:${port}`;
   };
-  const http = host(data?.otlpHttp, '127.0.0.1:4318');
-  const grpc = host(data?.otlpGrpc, '127.0.0.1:4317');
+  const http = host(data?.otlp_http, '127.0.0.1:4318');
+  const grpc = host(data?.otlp_grpc, '127.0.0.1:4317');
   return (
     <section class="empty-state" data-testid="getting-started">
       <h2>{title}</h2>
@@ -119,7 +119,7 @@ export function GettingStarted({ title = 'No traces here yet' }: { title?: strin
 export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
 export OTEL_SERVICE_NAME=my-service
 export OTEL_TRACES_EXPORTER=otlp`}
-        {data?.authRequired ? `\nexport OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer <a project token from Settings>"` : ''}
+        {data?.auth_required ? `\nexport OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer <a project token from Settings>"` : ''}
       </pre>
       <p>
         For gRPC use <code>OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc}</code> with <code>OTEL_EXPORTER_OTLP_PROTOCOL=grpc</code>.
