@@ -9,8 +9,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use clew_jaeger::{DependencyLink, Operation, ResponseError, Trace};
 use clew_model::{assemble, SpanRow, TenantId, TraceId};
 use clew_query::{Filters, Limits, Order, Search, TimeRange};
@@ -18,19 +17,20 @@ use clew_storage::StorageError;
 use clew_traceql::{CmpOp, Field, FieldExpr, Intrinsic, Static, StatusValue};
 
 use crate::error::{ApiError, ErrorFormat, Failure};
-use crate::params::Params;
+use crate::params::{whole, Params};
 use crate::reader::Reader;
+use crate::routes::Routes;
 use crate::AppState;
 use clew_model::Code;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jaeger/api/services", get(services))
-        .route("/jaeger/api/services/{service}/operations", get(service_operations))
-        .route("/jaeger/api/operations", get(operations))
-        .route("/jaeger/api/traces", get(search))
-        .route("/jaeger/api/traces/{trace_id}", get(trace))
-        .route("/jaeger/api/dependencies", get(dependencies))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/jaeger/api/services", services)
+        .get("/jaeger/api/services/{service}/operations", service_operations)
+        .get("/jaeger/api/operations", operations)
+        .get("/jaeger/api/traces", search)
+        .get("/jaeger/api/traces/{trace_id}", trace)
+        .get("/jaeger/api/dependencies", dependencies)
 }
 
 /// Traces a search returns when `limit` is absent or 0 (what Jaeger UI asks for by default).
@@ -85,7 +85,8 @@ async fn services(
     Reader(tenant, _): Reader<Jaeger>,
 ) -> Result<Json<clew_jaeger::Response<Vec<String>>>> {
     let catalog = state.storage.catalog(&tenant, catalog_range(&state.limits)).await?;
-    Ok(answer(catalog.services().into_iter().map(str::to_owned).collect()))
+    // Spans without a `service.name` have no service to list (Zipkin leaves them out too).
+    Ok(answer(catalog.services().into_iter().filter(|s| !s.is_empty()).map(str::to_owned).collect()))
 }
 
 /// `GET /services/{service}/operations`: the service's operation names, whatever their kind.
@@ -231,7 +232,7 @@ fn unix_time(params: &Params, name: &str, nanos_per_unit: u64, unit: &str) -> Re
     params
         .get(name)
         .map(|text| {
-            text.parse::<u64>().ok().and_then(|t| t.checked_mul(nanos_per_unit)).ok_or_else(|| {
+            whole(text).and_then(|t| t.checked_mul(nanos_per_unit)).ok_or_else(|| {
                 bad_request(format!("unable to parse param '{name}': expecting Unix {unit}, not {text:?}"))
             })
         })
@@ -335,7 +336,7 @@ async fn dependencies(
     let end = unix_time(&params, "endTs", NANOS_PER_MILLI, "milliseconds")?.unwrap_or_else(clew_query::now_nanos);
     let lookback = match params.get("lookback") {
         None => DEFAULT_DEPENDENCY_LOOKBACK,
-        Some(text) => text.parse::<u64>().ok().and_then(|ms| ms.checked_mul(NANOS_PER_MILLI)).ok_or_else(|| {
+        Some(text) => whole(text).and_then(|ms| ms.checked_mul(NANOS_PER_MILLI)).ok_or_else(|| {
             bad_request(format!("unable to parse param 'lookback': expecting milliseconds, not {text:?}"))
         })?,
     };

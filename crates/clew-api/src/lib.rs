@@ -10,6 +10,7 @@ mod jaeger;
 mod native;
 mod params;
 mod reader;
+mod routes;
 mod settings;
 mod tempo;
 mod ui;
@@ -19,10 +20,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use clew_model::otlp::trace::v1::TracesData;
 use clew_model::{assemble, TenantId, TraceId};
@@ -33,7 +33,9 @@ use clew_tenancy::Tenancy;
 use clew_traceql::{Field, Intrinsic};
 
 pub use crate::error::ApiError;
+use crate::params::Path;
 use crate::reader::Reader;
+use crate::routes::Routes;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone)]
@@ -93,28 +95,38 @@ pub struct Api {
 /// The router for the HTTP API listener.
 pub fn router(api: Api) -> Router {
     let Api { storage, tenancy, registry, draining, secure_cookies, pipeline, listeners, dependencies } = api;
-    Router::new()
-        .route("/api/v1/traces/{trace_id}", get(trace_by_id))
+    let (router, _) = routes().into_parts();
+    router.fallback(ui::fallback).with_state(AppState {
+        storage,
+        tenancy,
+        secure_cookies,
+        registry,
+        draining,
+        limits: Limits::default(),
+        pipeline: Arc::new(pipeline),
+        listeners,
+        dependencies: Arc::new(dependencies),
+    })
+}
+
+/// Every API route: the native and settings APIs, Jaeger's, Tempo's and Zipkin's, health and
+/// metrics. (Any other GET is the web UI's.)
+fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/traces/{trace_id}", trace_by_id)
         .merge(native::routes())
         .merge(jaeger::routes())
         .merge(tempo::routes())
         .merge(zipkin::routes())
         .merge(settings::routes())
-        .route("/health/live", get(|| async { "ok" }))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .fallback(ui::fallback)
-        .with_state(AppState {
-            storage,
-            tenancy,
-            secure_cookies,
-            registry,
-            draining,
-            limits: Limits::default(),
-            pipeline: Arc::new(pipeline),
-            listeners,
-            dependencies: Arc::new(dependencies),
-        })
+        .get("/health/live", || async { "ok" })
+        .get("/health/ready", ready)
+        .get("/metrics", metrics)
+}
+
+/// The method and path of every API route, `{name}` marking a path parameter.
+pub fn served_routes() -> Vec<(String, String)> {
+    routes().into_parts().1.into_iter().map(|(method, path)| (method.to_string(), path)).collect()
 }
 
 async fn trace_by_id(

@@ -2,31 +2,31 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::{RawQuery, State};
+use axum::Json;
 use clew_model::{SpanRow, TraceId};
 use clew_query::{Filters, Order, Search, SearchResult};
 use clew_storage::Value;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{Params, Path};
 use crate::reader::Reader;
+use crate::routes::Routes;
 use crate::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/search", get(search))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/services/{service}/operations", get(operations))
-        .route("/api/v1/attributes", get(attributes))
-        .route("/api/v1/attributes/{name}/values", get(values))
-        .route("/api/v1/traces/{trace_id}/critical-path", get(critical_path))
-        .route("/api/v1/traces/{a}/compare/{b}", get(compare))
-        .route("/api/v1/service-map", get(service_map))
-        .route("/api/v1/metrics/red", get(red))
-        .route("/api/v1/exemplars", get(exemplars))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/search", search)
+        .get("/api/v1/services", services)
+        .get("/api/v1/services/{service}/operations", operations)
+        .get("/api/v1/attributes", attributes)
+        .get("/api/v1/attributes/{name}/values", values)
+        .get("/api/v1/traces/{trace_id}/critical-path", critical_path)
+        .get("/api/v1/traces/{a}/compare/{b}", compare)
+        .get("/api/v1/service-map", service_map)
+        .get("/api/v1/metrics/red", red)
+        .get("/api/v1/exemplars", exemplars)
 }
 
 /// Default and largest number of values `/attributes/{name}/values` returns.
@@ -63,7 +63,7 @@ async fn search(
         status: params.get("status").map(clew_query::status).transpose()?,
         min_duration: params.get("minDuration").map(|d| clew_query::duration("minDuration", d)).transpose()?,
         max_duration: params.get("maxDuration").map(|d| clew_query::duration("maxDuration", d)).transpose()?,
-        attributes: params.all("attr").map(clew_query::attribute_filter).collect::<Result<_, _>>()?,
+        attributes: params.filters("attr")?.into_iter().map(clew_query::attribute_filter).collect::<Result<_, _>>()?,
     };
     let order = params.get("order").map(Order::from_str).transpose()?.unwrap_or_default();
     let search = Search {
@@ -301,7 +301,7 @@ fn metrics_range(params: &Params, state: &AppState) -> Result<clew_query::TimeRa
 
 /// Dimension filters, `attr=name=value`, repeatable.
 fn dimension_filters(params: &Params) -> Result<Vec<(String, String)>, ApiError> {
-    Ok(params.all("attr").map(clew_query::dimension_filter).collect::<Result<_, _>>()?)
+    Ok(params.filters("attr")?.into_iter().map(clew_query::dimension_filter).collect::<Result<_, _>>()?)
 }
 
 /// Every value of a parameter given repeatedly or comma-separated.

@@ -5,12 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use clew_pipeline::{PipelineSettings, ProjectPipeline};
 use clew_tenancy::headers::{credentials, SESSION_COOKIE};
 use clew_tenancy::maintenance;
@@ -21,7 +20,8 @@ use clew_tenancy::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{Params, Path};
+use crate::routes::Routes;
 use crate::AppState;
 
 /// An authenticated caller of the settings API. Requests that change something need a token
@@ -44,31 +44,42 @@ impl FromRequestParts<AppState> for Settings {
     }
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/me", get(me))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/admin/users", get(users).post(create_user))
-        .route("/api/v1/admin/users/{user}", axum::routing::delete(delete_user))
-        .route("/api/v1/admin/users/{user}/password", put(set_password))
-        .route("/api/v1/namespaces", get(namespaces).post(create_namespace))
-        .route("/api/v1/namespaces/{ns}", get(namespace))
-        .route("/api/v1/namespaces/{ns}/limits", get(limits).put(set_limits))
-        .route("/api/v1/namespaces/{ns}/usage", get(usage))
-        .route("/api/v1/namespaces/{ns}/members", get(namespace_members).post(add_namespace_member))
-        .route("/api/v1/namespaces/{ns}/members/{user}", axum::routing::delete(remove_namespace_member))
-        .route("/api/v1/namespaces/{ns}/projects", get(projects).post(create_project))
-        .route("/api/v1/projects/{id}", get(project))
-        .route("/api/v1/projects/{id}/tracing", put(enable_tracing).delete(disable_tracing))
-        .route("/api/v1/projects/{id}/pipeline", get(pipeline).put(set_pipeline).delete(clear_pipeline))
-        .route("/api/v1/projects/{id}/members", get(project_members).post(add_project_member))
-        .route("/api/v1/projects/{id}/members/{user}", axum::routing::delete(remove_project_member))
-        .route("/api/v1/projects/{id}/tokens", get(project_tokens).post(create_project_token))
-        .route("/api/v1/projects/{id}/tokens/{token}", axum::routing::delete(revoke_project_token))
-        .route("/api/v1/user/tokens", get(personal_tokens).post(create_personal_token))
-        .route("/api/v1/user/tokens/{token}", axum::routing::delete(revoke_personal_token))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/auth/login", login)
+        .post("/api/v1/auth/logout", logout)
+        .get("/api/v1/auth/me", me)
+        .get("/api/v1/status", status)
+        .get("/api/v1/admin/users", users)
+        .post("/api/v1/admin/users", create_user)
+        .delete("/api/v1/admin/users/{user}", delete_user)
+        .put("/api/v1/admin/users/{user}/password", set_password)
+        .get("/api/v1/namespaces", namespaces)
+        .post("/api/v1/namespaces", create_namespace)
+        .get("/api/v1/namespaces/{ns}", namespace)
+        .get("/api/v1/namespaces/{ns}/limits", limits)
+        .put("/api/v1/namespaces/{ns}/limits", set_limits)
+        .get("/api/v1/namespaces/{ns}/usage", usage)
+        .get("/api/v1/namespaces/{ns}/members", namespace_members)
+        .post("/api/v1/namespaces/{ns}/members", add_namespace_member)
+        .delete("/api/v1/namespaces/{ns}/members/{user}", remove_namespace_member)
+        .get("/api/v1/namespaces/{ns}/projects", projects)
+        .post("/api/v1/namespaces/{ns}/projects", create_project)
+        .get("/api/v1/projects/{id}", project)
+        .put("/api/v1/projects/{id}/tracing", enable_tracing)
+        .delete("/api/v1/projects/{id}/tracing", disable_tracing)
+        .get("/api/v1/projects/{id}/pipeline", pipeline)
+        .put("/api/v1/projects/{id}/pipeline", set_pipeline)
+        .delete("/api/v1/projects/{id}/pipeline", clear_pipeline)
+        .get("/api/v1/projects/{id}/members", project_members)
+        .post("/api/v1/projects/{id}/members", add_project_member)
+        .delete("/api/v1/projects/{id}/members/{user}", remove_project_member)
+        .get("/api/v1/projects/{id}/tokens", project_tokens)
+        .post("/api/v1/projects/{id}/tokens", create_project_token)
+        .delete("/api/v1/projects/{id}/tokens/{token}", revoke_project_token)
+        .get("/api/v1/user/tokens", personal_tokens)
+        .post("/api/v1/user/tokens", create_personal_token)
+        .delete("/api/v1/user/tokens/{token}", revoke_personal_token)
 }
 
 type Answer = Result<Response, ApiError>;
@@ -718,9 +729,9 @@ async fn revoke_project_token(
 }
 
 fn signed_in_user(caller: &Caller) -> Result<&clew_tenancy::User, ApiError> {
-    caller
-        .user()
-        .ok_or_else(|| ApiError::BadRequest("personal tokens belong to users: sign in or use a personal token".into()))
+    caller.user().ok_or_else(|| {
+        AccessError::Forbidden("personal tokens belong to users: sign in or use a personal token".into()).into()
+    })
 }
 
 async fn personal_tokens(State(state): State<AppState>, Settings(caller): Settings) -> Answer {

@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use clew_model::otlp::trace::v1::TracesData;
 use clew_model::{assemble, TenantId, TraceId};
 use clew_query::{Filters, Order, QueryError, Search, TimeRange, TraceSummary};
@@ -22,24 +21,29 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::error::{ApiError, Failure, PlainText};
-use crate::params::Params;
+use crate::params::{whole, Params, MAX_NUMBER};
 use crate::reader::Reader;
+use crate::routes::Routes;
 use crate::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tempo/api/echo", get(|| async { "echo" }))
-        .route("/tempo/api/traces/{trace_id}", get(trace_v1))
-        .route("/tempo/api/v2/traces/{trace_id}", get(trace_v2))
-        .route("/tempo/api/search", get(search))
-        .route("/tempo/api/search/tags", get(tags_v1))
-        .route("/tempo/api/v2/search/tags", get(tags_v2))
-        .route("/tempo/api/search/tag/{tag}/values", get(tag_values_v1))
-        .route("/tempo/api/v2/search/tag/{tag}/values", get(tag_values_v2))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/tempo/api/echo", || async { "echo" })
+        .get("/tempo/api/traces/{trace_id}", trace_v1)
+        .get("/tempo/api/v2/traces/{trace_id}", trace_v2)
+        .get("/tempo/api/search", search)
+        .get("/tempo/api/search/tags", tags_v1)
+        .get("/tempo/api/v2/search/tags", tags_v2)
+        .get("/tempo/api/search/tag/{tag}/values", tag_values_v1)
+        .get("/tempo/api/v2/search/tag/{tag}/values", tag_values_v2)
 }
 
 /// What Tempo shows as the root service of a trace whose root span has not arrived.
 const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
+
+/// The latest time `start` and `end` may name, in Unix seconds (the year 2286), as for the
+/// native API's times.
+const MAX_SECONDS: u64 = 9_999_999_999;
 
 /// Default and largest number of values a tag values request returns.
 const VALUES_LIMIT: (usize, usize) = (1000, 10_000);
@@ -144,19 +148,26 @@ async fn trace_v2(
 }
 
 /// A non-negative integer parameter, Tempo's way: `invalid limit: ...`.
-fn uint<T: std::str::FromStr>(params: &Params, name: &str, default: T) -> Result<T, TempoError> {
+fn uint<T: TryFrom<u64>>(params: &Params, name: &str, default: T) -> Result<T, TempoError> {
     match params.get(name) {
         None => Ok(default),
-        Some(text) => text.parse().map_err(|_| {
-            TempoError::bad_request(format!("invalid {name}: expected a non-negative integer, got {text:?}"))
+        Some(text) => whole(text).and_then(|n| T::try_from(n).ok()).ok_or_else(|| {
+            TempoError::bad_request(format!(
+                "invalid {name}: expected a non-negative integer of at most {MAX_NUMBER}, got {text:?}"
+            ))
         }),
     }
 }
 
 /// `start` and `end` in Unix seconds, the last hour by default. `end` covers its whole second.
 fn seconds_range(params: &Params) -> Result<TimeRange, TempoError> {
-    let start: Option<u64> = params.get("start").map(|_| uint(params, "start", 0)).transpose()?;
-    let end: Option<u64> = params.get("end").map(|_| uint(params, "end", 0)).transpose()?;
+    let seconds = |name: &str| -> Result<Option<u64>, TempoError> {
+        let Some(text) = params.get(name) else { return Ok(None) };
+        whole(text).filter(|&s| s <= MAX_SECONDS).map(Some).ok_or_else(|| {
+            TempoError::bad_request(format!("invalid {name}: expected Unix seconds up to {MAX_SECONDS}, got {text:?}"))
+        })
+    };
+    let (start, end) = (seconds("start")?, seconds("end")?);
     if let (Some(start), Some(end)) = (start, end) {
         if end <= start {
             return Err(TempoError::bad_request(format!(
@@ -164,8 +175,8 @@ fn seconds_range(params: &Params) -> Result<TimeRange, TempoError> {
             )));
         }
     }
-    let nanos = |s: u64| s.saturating_mul(1_000_000_000);
-    let end = end.map(|e| nanos(e).saturating_add(999_999_999));
+    let nanos = |s: u64| s * 1_000_000_000;
+    let end = end.map(|e| nanos(e) + 999_999_999);
     Ok(clew_query::range(start.map(nanos), end)?)
 }
 
@@ -198,17 +209,18 @@ async fn search(
     };
     // Tempo bounds the duration of the whole trace here, not of a span.
     let trace_duration = Field::Intrinsic(Intrinsic::TraceDuration);
-    let min = duration_param(&params, "minDuration")?;
-    let max = duration_param(&params, "maxDuration")?;
+    // 0 means no bound.
+    let min = duration_param(&params, "minDuration")?.filter(|&m| m > 0);
+    let max = duration_param(&params, "maxDuration")?.filter(|&m| m > 0);
     if let (Some(min), Some(max)) = (min, max) {
         if min > max {
             return Err(TempoError::bad_request("invalid maxDuration: must be greater than minDuration"));
         }
     }
-    if let Some(min) = min.filter(|&m| m > 0) {
+    if let Some(min) = min {
         filters.attributes.push(FieldExpr::compare(trace_duration.clone(), CmpOp::Ge, Static::Duration(min)));
     }
-    if let Some(max) = max.filter(|&m| m > 0) {
+    if let Some(max) = max {
         filters.attributes.push(FieldExpr::compare(trace_duration, CmpOp::Le, Static::Duration(max)));
     }
     let limit: usize = uint(&params, "limit", 20)?;
@@ -578,11 +590,12 @@ async fn field_values(
     field: &Field,
     params: &Params,
 ) -> Result<Vec<Value>, TempoError> {
+    let limit = uint(params, "limit", VALUES_LIMIT.0)?.min(VALUES_LIMIT.1);
+    let range = seconds_range(params)?;
     if matches!(field, Field::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration)) {
         return Ok(Vec::new());
     }
-    let limit = uint(params, "limit", VALUES_LIMIT.0)?.min(VALUES_LIMIT.1);
-    Ok(crate::values(state, tenant, field, seconds_range(params)?, limit).await?)
+    Ok(crate::values(state, tenant, field, range, limit).await?)
 }
 
 fn value_text(value: &Value) -> Option<(&'static str, String)> {

@@ -14,8 +14,7 @@
 //! values, tags derived from OTLP fields) are checked on the translated spans.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use clew_model::{assemble, SpanRow, TraceId};
 use clew_query::{Limits, Order, Search, TimeRange};
 use clew_storage::{StorageError, Target, Value};
@@ -27,22 +26,23 @@ use serde::Serialize;
 use crate::error::{ApiError, Failure, PlainText};
 use crate::params::Params;
 use crate::reader::Reader;
+use crate::routes::Routes;
 use crate::AppState;
 
 const PREFIX: &str = "/zipkin/api/v2";
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Routes {
     let path = |p: &str| format!("{PREFIX}{p}");
-    Router::new()
-        .route(&path("/services"), get(services))
-        .route(&path("/spans"), get(span_names))
-        .route(&path("/remoteServices"), get(remote_services))
-        .route(&path("/traces"), get(traces))
-        .route(&path("/trace/{trace_id}"), get(trace))
-        .route(&path("/traceMany"), get(trace_many))
-        .route(&path("/dependencies"), get(dependencies))
-        .route(&path("/autocompleteKeys"), get(autocomplete_keys))
-        .route(&path("/autocompleteValues"), get(autocomplete_values))
+    Routes::new()
+        .get(path("/services"), services)
+        .get(path("/spans"), span_names)
+        .get(path("/remoteServices"), remote_services)
+        .get(path("/traces"), traces)
+        .get(path("/trace/{trace_id}"), trace)
+        .get(path("/traceMany"), trace_many)
+        .get(path("/dependencies"), dependencies)
+        .get(path("/autocompleteKeys"), autocomplete_keys)
+        .get(path("/autocompleteValues"), autocomplete_values)
 }
 
 const NANOS_PER_MICRO: u64 = 1_000;
@@ -436,7 +436,9 @@ async fn trace_many(
 ) -> Result<Json<Vec<Vec<ZipkinSpan>>>> {
     let params = Params::parse(query.as_deref())?;
     let mut ids: Vec<TraceId> = Vec::new();
-    for text in required(&params, "traceIds")?.split(',') {
+    required(&params, "traceIds")?;
+    // Comma-separated, as Zipkin reads it; given repeatedly, the lists join.
+    for text in params.all("traceIds").flat_map(|list| list.split(',')) {
         let id = trace_id(text.trim())?;
         if ids.contains(&id) {
             return Err(bad_request(format!("traceIds lists {} twice", text.trim())));

@@ -296,7 +296,7 @@ async fn bad_search_parameters_answer_in_jaegers_error_envelope() {
         ("start=yesterday", "unable to parse param 'start'"),
         ("end=-1", "unable to parse param 'end'"),
         ("start=2000&end=1000", "after it ends"),
-        ("limit=-1", "`limit` must be a non-negative integer"),
+        ("limit=-1", "`limit` must be a whole number from 0 to"),
         ("limit=5000", "at most 1000 traces"),
         ("minDuration=fast", "`minDuration` must be a duration"),
         ("minDuration=2s&maxDuration=1s", "'maxDuration' should be greater than 'minDuration'"),

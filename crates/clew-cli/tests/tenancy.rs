@@ -677,7 +677,7 @@ async fn permission_matrix() {
     assert_eq!(reply.status, 400, "personal tokens have no role: {}", reply.body);
     let reply =
         clew.call(Method::POST, &clew.api("/api/v1/user/tokens"), caller("project token api"), None, Some(&body)).await;
-    assert_eq!(reply.status, 400, "project tokens make no personal tokens: {}", reply.body);
+    assert_eq!(reply.status, 403, "project tokens make no personal tokens: {}", reply.body);
 
     // A member removed from the namespace no longer finds the project at all.
     let developer = caller("developer");

@@ -35,6 +35,7 @@ use prometheus_client::registry::Registry;
 pub use error::IngestError;
 pub use grpc::{normalize_status, GrpcReceiver};
 pub use validate::{validate, Rejections};
+pub use zipkin::SPANS_PATH as ZIPKIN_SPANS_PATH;
 
 use crate::metrics::IngestMetrics;
 

@@ -21,7 +21,7 @@ use clew_model::{Coded, SpanBatch};
 use crate::{Ingest, IngestError, Protocol, Result};
 
 /// Where Zipkin reporters send spans: Zipkin's own path under the HTTP API's `/zipkin` prefix.
-const SPANS_PATH: &str = "/zipkin/api/v2/spans";
+pub const SPANS_PATH: &str = "/zipkin/api/v2/spans";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {

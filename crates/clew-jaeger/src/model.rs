@@ -110,8 +110,7 @@ pub struct Response<T> {
 }
 
 impl<T> Response<T> {
-    /// A successful answer. Jaeger reports `total` only for lists of names (services,
-    /// operations) and leaves it 0 for traces and dependencies.
+    /// A successful answer; `total` is the number of items in `data`.
     pub fn new(data: T, total: usize) -> Self {
         Self { data, total, limit: 0, offset: 0, errors: None }
     }
