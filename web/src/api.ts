@@ -1,6 +1,8 @@
 // The one way the UI talks to Clew: JSON over the native API, with the chosen project, the
 // session's CSRF token, and errors turned into messages a person can act on.
 
+import type { components } from './api-schema';
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -94,161 +96,22 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
-// The shapes the pages read (docs/openapi.yaml has them all).
+// The shapes the pages read, generated from docs/openapi.yaml (`npm run types`).
 
-export interface ServiceCount {
-  name: string;
-  spans: number;
-  errors: number;
-}
-
-export interface MatchedSpan {
-  spanId: string;
-  service: string;
-  name: string;
-  kind: number;
-  statusCode: number;
-  startUnixNano: string;
-  durationNanos: string;
-}
-
-export interface TraceSummary {
-  traceId: string;
-  rootService: string;
-  rootName: string;
-  rootMissing: boolean;
-  startUnixNano: string;
-  durationNanos: string;
-  spanCount: number;
-  errorCount: number;
-  services: ServiceCount[];
-  matched?: MatchedSpan[];
-  matchedCount?: number;
-}
-
-export interface SearchResult {
-  traces: TraceSummary[];
-  nextCursor?: string;
-  candidates?: number;
-  inspected?: number;
-  truncated?: string;
-  query?: string;
-  start?: string;
-  end?: string;
-}
-
-export interface Red {
-  requests: number;
-  rate: number;
-  errors: number;
-  errorRate: number;
-  p50Nanos?: string;
-  p95Nanos?: string;
-  p99Nanos?: string;
-  avgNanos?: string;
-}
-
-export interface MapNode extends Red {
-  id: string;
-  kind: 'service' | 'database' | 'external';
-}
-
-export interface MapEdge extends Red {
-  source: string;
-  target: string;
-  kind: 'call' | 'messaging' | 'database' | 'external';
-}
-
-export interface ServiceMap {
-  startUnixNano: string;
-  endUnixNano: string;
-  nodes: MapNode[];
-  edges: MapEdge[];
-}
-
-export interface RedSeries {
-  labels: Record<string, string | null>;
-  total: Red;
-  points: (Red & { startUnixNano: string })[];
-}
-
-export interface RedResult {
-  startUnixNano: string;
-  endUnixNano: string;
-  stepNanos: string;
-  groupBy: string[];
-  series: RedSeries[];
-}
-
-export interface CriticalPath {
-  traceId: string;
-  rootSpanId: string;
-  rootMissing: boolean;
-  startUnixNano: string;
-  durationNanos: string;
-  segments: { spanId: string; service: string; name: string; startUnixNano: string; endUnixNano: string; selfTimeNanos: string }[];
-  spans: { spanId: string; service: string; name: string; selfTimeNanos: string; segments: number }[];
-}
-
-export interface ComparedSpan {
-  spanId: string;
-  startOffsetNanos: string;
-  durationNanos: string;
-  error: boolean;
-}
-
-export interface PathComparison {
-  path: string;
-  parentPath: string | null;
-  depth: number;
-  service: string;
-  name: string;
-  status: 'matched' | 'added' | 'missing';
-  countA: number;
-  countB: number;
-  errorsA: number;
-  errorsB: number;
-  durationNanosA: string;
-  durationNanosB: string;
-  diffNanos: string;
-  ratio: number | null;
-  change: 'slower' | 'faster' | 'similar' | null;
-  spans: { a: ComparedSpan | null; b: ComparedSpan | null }[];
-}
-
-export interface TraceComparison {
-  traceIdA: string;
-  traceIdB: string;
-  totals: {
-    durationNanosA: string;
-    durationNanosB: string;
-    diffNanos: string;
-    ratio: number | null;
-    change: 'slower' | 'faster' | 'similar';
-    spansA: number;
-    spansB: number;
-    errorsA: number;
-    errorsB: number;
-    matchedSpans: number;
-    addedSpans: number;
-    missingSpans: number;
-  };
-  paths: PathComparison[];
-}
-
-export interface Status {
-  version: string;
-  auth_required: boolean;
-  otlp_grpc: string;
-  otlp_http: string;
-  http: string;
-}
-
-export interface Me {
-  caller: string;
-  user: { id: number; username: string; admin: boolean } | null;
-  admin: boolean;
-  project_id: number | null;
-  csrf_token: string | null;
-  auth_required: boolean;
-}
+type Schemas = components['schemas'];
+export type SearchResult = Schemas['SearchResult'];
+export type TraceSummary = SearchResult['traces'][number];
+export type ServiceCount = TraceSummary['services'][number];
+export type MatchedSpan = TraceSummary['matched'][number];
+export type Red = Schemas['Red'];
+export type ServiceMap = Schemas['ServiceMap'];
+export type MapNode = ServiceMap['nodes'][number];
+export type MapEdge = ServiceMap['edges'][number];
+export type RedResult = Schemas['RedResult'];
+export type RedSeries = RedResult['series'][number];
+export type CriticalPath = Schemas['CriticalPath'];
+export type ComparedSpan = Schemas['ComparedSpan'];
+export type PathComparison = Schemas['PathComparison'];
+export type TraceComparison = Schemas['TraceComparison'];
+export type Status = Schemas['Status'];
+export type Me = Schemas['Me'];

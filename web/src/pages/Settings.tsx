@@ -8,14 +8,25 @@ import { ErrorBanner, Spinner, useLoad } from '../components/common';
 import { timestamp } from '../format';
 import { navigate, useLocation } from '../router';
 import './settings.css';
+import type { components } from '../api-schema';
 
-// The shapes of the settings API (docs/openapi.yaml, checked against a running server).
+// The shapes of the settings API, generated from docs/openapi.yaml (`npm run types`).
 
-const ROLES = ['guest', 'reporter', 'developer', 'maintainer', 'owner'] as const;
-type Role = (typeof ROLES)[number];
+type Schemas = components['schemas'];
+type Role = Schemas['Role'];
+type Scope = Schemas['Scope'];
+type User = Schemas['User'];
+type Limits = Schemas['Limits'];
+type Namespace = Schemas['Namespace'];
+type Project = Schemas['Project'];
+type Member = Schemas['Member'];
+type Token = Schemas['Token'];
+type IssuedToken = Schemas['IssuedToken'];
+type Usage = Schemas['NamespaceUsage'];
+type PipelineAnswer = Schemas['PipelineAnswer'];
 
-const SCOPES = ['api', 'read_api', 'read_observability', 'write_observability'] as const;
-type Scope = (typeof SCOPES)[number];
+const ROLES: readonly Role[] = ['guest', 'reporter', 'developer', 'maintainer', 'owner'];
+const SCOPES: readonly Scope[] = ['api', 'read_api', 'read_observability', 'write_observability'];
 
 const SCOPE_HELP: Record<Scope, string> = {
   api: 'everything the owner may do, settings included',
@@ -23,73 +34,6 @@ const SCOPE_HELP: Record<Scope, string> = {
   read_observability: 'read traces',
   write_observability: 'send spans',
 };
-
-interface User {
-  id: number;
-  username: string;
-  admin: boolean;
-  created_at: number;
-}
-
-interface Limits {
-  ingest_bytes_per_second: number | null;
-  retention_days: number;
-  storage_quota_bytes: number | null;
-}
-
-interface Namespace {
-  id: number;
-  path: string;
-  name: string;
-  limits: Limits;
-  created_at: number;
-}
-
-interface Project {
-  id: number;
-  namespace_id: number;
-  path: string;
-  tracing_enabled: boolean;
-  created_at: number;
-}
-
-interface Member {
-  user_id: number;
-  username: string;
-  role: Role;
-}
-
-interface Token {
-  id: number;
-  name: string;
-  owner: { user: number } | { project: number };
-  /** Project tokens only. */
-  role?: Role;
-  scopes: Scope[];
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-  created_at: number;
-}
-
-interface IssuedToken {
-  token: Token;
-  secret: string;
-}
-
-interface Usage {
-  namespace: string;
-  limits: Limits;
-  stored: { bytes: number; spans: number; projects: { project_id: number; path: string; bytes: number; spans: number; days: number }[] };
-  days: { date: string; ingested_bytes: number; ingested_spans: number; refused: Record<string, { requests: number; bytes: number }> }[];
-}
-
-interface PipelineAnswer {
-  project_id: number;
-  /** The project's own additions; null while it uses the server's pipeline unchanged. */
-  settings: object | null;
-  effective: object;
-}
 
 // Small helpers.
 
