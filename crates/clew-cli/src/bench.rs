@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clew_config::{Config, StorageBackend};
 use clew_storage::{SpanWriter, Storage, TraceReader};
 use clew_store_local::{EngineOptions, LocalEngine};
-use clew_testkit::{Profile, TestServer};
+use clew_workload::{ClewProcess, Profile};
 
 use crate::loadgen::{self, percentile, LoadgenArgs, Protocol, Rate};
 
@@ -116,10 +117,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 async fn backends(args: BackendsArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
+    let mut local = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    local.storage.flush_interval = Duration::from_secs(3600);
     let mut registry = prometheus_client::registry::Registry::default();
-    let options = EngineOptions { flush_interval: Duration::from_secs(3600), ..EngineOptions::new(dir.path()) };
-    let local: std::sync::Arc<dyn Storage> = std::sync::Arc::new(LocalEngine::open(options, &mut registry).await?);
-    bench_backend("local", &local, &args).await?;
+    bench_backend("local", &clew_server::open_span_store(&local, &mut registry).await?, &args).await?;
     let database = "clew_bench";
     let admin = reqwest::Client::new();
     admin
@@ -128,14 +129,11 @@ async fn backends(args: BackendsArgs) -> anyhow::Result<()> {
         .send()
         .await?
         .error_for_status()?;
-    let clickhouse: std::sync::Arc<dyn Storage> = std::sync::Arc::new(
-        clew_store_clickhouse::ClickHouseStore::open(clew_store_clickhouse::ClickHouseOptions::new(
-            &args.clickhouse_url,
-            database,
-        ))
-        .await?,
-    );
-    bench_backend("clickhouse", &clickhouse, &args).await
+    let mut clickhouse = Config::default();
+    clickhouse.storage.backend = StorageBackend::Clickhouse;
+    clickhouse.clickhouse.url = args.clickhouse_url.clone();
+    clickhouse.clickhouse.database = database.into();
+    bench_backend("clickhouse", &clew_server::open_span_store(&clickhouse, &mut registry).await?, &args).await
 }
 
 /// Writes `args.spans` "std" spans with `args.writers` writers, then measures what is stored
@@ -148,7 +146,7 @@ async fn bench_backend(name: &str, store: &std::sync::Arc<dyn Storage>, args: &B
     for seed in 0..args.writers as u64 {
         let (store, tenant) = (store.clone(), tenant.clone());
         writers.spawn(async move {
-            let mut workload = clew_testkit::Workload::new(Profile::Std, seed);
+            let mut workload = clew_workload::Workload::new(Profile::Std, seed);
             let mut ids = Vec::new();
             for _ in 0..per_writer {
                 let (request, traces) = workload.request(clew_query::now_nanos());
@@ -233,7 +231,7 @@ async fn metrics(args: MetricsArgs) -> anyhow::Result<()> {
     let lookback = args.lookback.as_nanos() as u64;
     if engine.stats().segment_spans == 0 {
         // Whole traces ending at evenly spread times over the lookback, oldest first.
-        let mut workload = clew_testkit::Workload::new(Profile::Std, 7);
+        let mut workload = clew_workload::Workload::new(Profile::Std, 7);
         let requests = args.spans.div_ceil(Profile::Std.spans_per_request() as u64);
         let started = Instant::now();
         for i in 0..requests {
@@ -470,7 +468,7 @@ async fn scrape_metrics(client: &reqwest::Client, url: &str) -> anyhow::Result<S
 
 /// When the server's tail sampler took part (it decided spans or holds some back), waits until
 /// it has decided and stored every trace and returns what it decided; `None` without sampling.
-async fn drain_sampler(client: &reqwest::Client, server: &TestServer) -> anyhow::Result<Option<Sampled>> {
+async fn drain_sampler(client: &reqwest::Client, server: &ClewProcess) -> anyhow::Result<Option<Sampled>> {
     let url = format!("{}/metrics", server.http_url());
     let started = Instant::now();
     let mut text = scrape_metrics(client, &url).await?;
@@ -559,7 +557,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(|| temp.path().join("data"));
     std::fs::create_dir_all(&data_dir)?;
     let server_args = server_args(args.config.as_deref())?;
-    let mut server = TestServer::start_in(&exe, &data_dir, &server_args).map_err(anyhow::Error::msg)?;
+    let mut server = ClewProcess::start_in(&exe, &data_dir, &server_args).map_err(anyhow::Error::msg)?;
     let pid = server.pid().context("server pid")?;
     eprintln!("bench: server pid {pid}, data in {}", data_dir.display());
 
@@ -632,7 +630,7 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let on_disk = dir_bytes(&data_dir, None);
 
     let starting = Instant::now();
-    let server = TestServer::start_in(&exe, &data_dir, &server_args).map_err(anyhow::Error::msg)?;
+    let server = ClewProcess::start_in(&exe, &data_dir, &server_args).map_err(anyhow::Error::msg)?;
     let startup = starting.elapsed();
     let mut latencies = Vec::with_capacity(args.lookups);
     let mut lookups = 0;

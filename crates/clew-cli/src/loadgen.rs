@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes};
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
 use clew_model::otlp::trace::v1::TracesData;
 use clew_model::TraceId;
-use clew_testkit::{Profile, Workload};
+use clew_workload::{Profile, Workload};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::codegen::http::uri::PathAndQuery;

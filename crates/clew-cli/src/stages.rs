@@ -16,7 +16,7 @@ use clew_pipeline::PipelineSettings;
 use clew_rollup::{Builder, BuilderOptions, Observations, Rollup};
 use clew_storage::{SpanWriter, Storage};
 use clew_store_local::{EngineOptions, LocalEngine};
-use clew_testkit::{Profile, Workload};
+use clew_workload::{Profile, Workload};
 use prost::Message;
 
 #[derive(clap::Args)]

@@ -187,7 +187,13 @@ pub fn clickhouse_options(config: &Config) -> ClickHouseOptions {
     }
 }
 
-/// Opens the configured span store.
+/// Opens the span store `config` names (`storage.backend`), with its metrics in `registry`:
+/// the one place that picks a backend, for `clew serve` and for `clew bench`.
+pub async fn open_span_store(config: &Config, registry: &mut Registry) -> Result<Arc<dyn Storage>, ServerError> {
+    storage(config, registry, &mut Vec::new()).await
+}
+
+/// Opens the configured span store; a remote one is added to `dependencies`.
 async fn storage(
     config: &Config,
     registry: &mut Registry,

@@ -1,13 +1,8 @@
-//! What tests, `clew loadgen` and `clew bench` share: synthetic span workloads with the shape
-//! DESIGN.md calls "std" (and two others), and [`TestServer`], which runs the real `clew`
-//! binary on free loopback ports with a throwaway data directory; [`service_url`], the
-//! servers `scripts/services` starts for tests.
+//! What Clew's tests share: the span workloads of `clew-workload` and [`TestServer`], the real
+//! `clew` binary on free loopback ports; [`service_url`], the servers `scripts/services`
+//! starts for tests. Never linked into the `clew` binary.
 
-mod server;
-mod workload;
-
-pub use server::TestServer;
-pub use workload::{Profile, Workload};
+pub use clew_workload::{ClewProcess as TestServer, Profile, Workload};
 
 /// The URL of a server `scripts/services` started for tests, from environment variable `var`
 /// (`CLEW_TEST_CLICKHOUSE_URL`...), or `None` when it is not set: then a test returns early,

@@ -1,4 +1,4 @@
-//! Runs the real `clew` binary for end-to-end tests and benchmarks.
+//! Runs the real `clew` binary, for benchmarks and end-to-end tests.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// A `clew serve` process on free loopback ports, killed when dropped.
-pub struct TestServer {
+pub struct ClewProcess {
     bin: PathBuf,
     data_dir: PathBuf,
     /// Deleted with the server when the server made it.
@@ -21,7 +21,7 @@ pub struct TestServer {
     pub otlp_http: SocketAddr,
 }
 
-impl TestServer {
+impl ClewProcess {
     /// Starts `bin serve` with a fresh data directory.
     pub fn start(bin: impl Into<PathBuf>) -> Result<Self, String> {
         let temp = tempfile::tempdir().map_err(|e| format!("create data dir: {e}"))?;
@@ -155,7 +155,7 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
+impl Drop for ClewProcess {
     fn drop(&mut self) {
         self.kill9();
     }
