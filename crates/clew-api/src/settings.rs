@@ -412,7 +412,7 @@ async fn usage(
     RawQuery(query): RawQuery,
 ) -> Answer {
     let namespace = state.tenancy.namespace_with(&caller, &ns, Role::Owner, "see the usage").await?;
-    let days = Params::parse(query.as_deref())?.number("days", 30u32)?.clamp(1, 366);
+    let days = Params::parse(query.as_deref())?.number("days", 30u64)?.clamp(1, 366) as u32;
     let usage = state.tenancy.usage().days(namespace.id, days).await?;
     let stored = maintenance::stored(state.tenancy.metadata(), &*state.storage, namespace.id)
         .await

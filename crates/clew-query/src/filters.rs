@@ -106,7 +106,9 @@ pub fn status(text: &str) -> Result<StatusValue> {
 /// A field named as in TraceQL (`span.http.method`, `resource.host.name`, `.user.id`, `name`,
 /// `span:duration`); a bare name that is no intrinsic is an attribute of any scope.
 pub fn field(text: &str) -> Result<Field> {
-    let text = text.trim();
+    // ASCII blanks only (as the pattern in docs/openapi.yaml states): other Unicode spaces
+    // are part of the name.
+    let text = text.trim_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
     if text.is_empty() {
         return Err(QueryError::invalid("attribute name is empty"));
     }
