@@ -3286,7 +3286,7 @@ export interface paths {
          * Tempo: the values a tag takes (v1)
          * @description Values seen in [start, end] (Unix seconds, default the last hour), most frequent first, as
          *     text: `status` and `kind` as their TraceQL keywords. `duration` and `traceDuration` (any
-         *     spelling) have none: the answer is empty and no other parameter is read. Other
+         *     spelling) have none: the answer is empty. Other
          *     parameters Grafana sends (`q`) are ignored; empty parameters count as absent.
          */
         get: {
@@ -3371,7 +3371,7 @@ export interface paths {
          * Tempo: the values a TraceQL field takes, typed (v2)
          * @description Values seen in [start, end] (Unix seconds, default the last hour), most frequent first,
          *     each with its type (`keyword` for `status` and `kind`). `duration` and `traceDuration`
-         *     (any spelling) have none: the answer is empty and no other parameter is read. Other
+         *     (any spelling) have none: the answer is empty. Other
          *     parameters Grafana sends (`q`) are ignored; empty parameters count as absent.
          */
         get: {

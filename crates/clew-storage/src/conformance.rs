@@ -1,7 +1,9 @@
 //! The conformance suite: what every backend must do, run against each of them unchanged.
 //!
-//! A backend's test opens its store through a [`Harness`] and calls [`run`]. Each case uses
-//! its own tenant, so cases do not see each other's data.
+//! A backend's test file opens its store through a [`Harness`] and expands
+//! [`conformance_tests!`](crate::conformance_tests), which makes one test per case, so that a
+//! failure names its case and does not hide the others. Each case runs on a store of its own
+//! and uses its own tenants.
 
 use async_trait::async_trait;
 use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
@@ -23,23 +25,53 @@ pub trait Harness: Send {
     async fn open(&mut self) -> DynStorage;
 }
 
-/// Runs every case; panics with a message naming the case that failed.
-pub async fn run(harness: &mut impl Harness) {
+/// One test per conformance case: `conformance_tests!(harness, #[tokio::test])`, where
+/// `harness` is an expression giving `Option<impl Harness>` (`None` skips, for a server that
+/// is not there outside CI), evaluated afresh for each case.
+#[macro_export]
+macro_rules! conformance_tests {
+    (@cases [$($attr:tt)*] $harness:expr;) => {};
+    (@cases [$($attr:tt)*] $harness:expr; $case:ident $($rest:ident)*) => {
+        $($attr)*
+        async fn $case() {
+            let Some(mut harness) = $harness else { return };
+            $crate::conformance::case(&mut harness, stringify!($case)).await;
+        }
+        $crate::conformance_tests!(@cases [$($attr)*] $harness; $($rest)*);
+    };
+    ($harness:expr, $(#[$attr:meta])*) => {
+        $crate::conformance_tests!(@cases [$(#[$attr])*] $harness;
+            lossless_round_trip unknown_trace_is_empty tenants_are_isolated
+            trace_written_in_parts_reads_whole find_by_conditions catalog_and_values
+            rollups_pair_calls days_report_usage drop_day_deletes_the_day);
+    };
+}
+
+/// Runs case `name` on a store `harness` opens: its writes and checks, then the store closed,
+/// opened again and, for the cases that say what must survive, checked again.
+pub async fn case(harness: &mut impl Harness, name: &str) {
     let store = harness.open().await;
-    lossless_round_trip(&store).await;
-    unknown_trace_is_empty(&store).await;
-    tenants_are_isolated(&store).await;
-    trace_written_in_parts_reads_whole(&store).await;
-    find_by_conditions(&store).await;
-    catalog_and_values(&store).await;
-    rollups_pair_calls(&store).await;
-    days_report_usage(&store).await;
-    drop_day_deletes_the_day(&store).await;
+    match name {
+        "lossless_round_trip" => lossless_round_trip(&store).await,
+        "unknown_trace_is_empty" => unknown_trace_is_empty(&store).await,
+        "tenants_are_isolated" => tenants_are_isolated(&store).await,
+        "trace_written_in_parts_reads_whole" => trace_written_in_parts_reads_whole(&store).await,
+        "find_by_conditions" => find_by_conditions(&store).await,
+        "catalog_and_values" => catalog_and_values(&store).await,
+        "rollups_pair_calls" => rollups_pair_calls(&store).await,
+        "days_report_usage" => days_report_usage(&store).await,
+        "drop_day_deletes_the_day" => drop_day_deletes_the_day(&store).await,
+        other => panic!("no conformance case {other:?}"),
+    }
     store.close().await.expect("close");
     let store = harness.open().await;
-    survives_reopen(&store).await;
-    rollups_survive_reopen(&store).await;
-    dropped_day_stays_dropped(&store).await;
+    match name {
+        "lossless_round_trip" => survives_reopen(&store, "conformance-lossless", [1; 16]).await,
+        "trace_written_in_parts_reads_whole" => survives_reopen(&store, "conformance-parts", [3; 16]).await,
+        "rollups_pair_calls" => rollups_survive_reopen(&store).await,
+        "drop_day_deletes_the_day" => dropped_day_stays_dropped(&store).await,
+        _ => {}
+    }
     store.close().await.expect("close");
 }
 
@@ -194,13 +226,10 @@ async fn trace_written_in_parts_reads_whole(store: &DynStorage) {
     assert_eq!(read(store, &t, [3; 16]).await, whole.resource_spans, "trace_written_in_parts_reads_whole");
 }
 
-async fn survives_reopen(store: &DynStorage) {
-    let t = tenant("conformance-lossless");
-    let spans: usize = read(store, &t, [1; 16]).await.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-    assert_eq!(spans, 3, "survives_reopen");
-    let t = tenant("conformance-parts");
-    let spans: usize = read(store, &t, [3; 16]).await.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-    assert_eq!(spans, 3, "survives_reopen: parts");
+async fn survives_reopen(store: &DynStorage, tenant_name: &str, trace: [u8; 16]) {
+    let spans: usize =
+        read(store, &tenant(tenant_name), trace).await.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    assert_eq!(spans, 3, "survives_reopen: {tenant_name}");
 }
 
 fn test(target: Target, test: Test) -> Condition {

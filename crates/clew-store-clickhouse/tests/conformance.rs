@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use clew_storage::conformance::{self, Harness};
+use clew_storage::conformance::Harness;
 use clew_storage::DynStorage;
 use clew_store_clickhouse::{ClickHouseOptions, ClickHouseStore};
 
@@ -19,16 +19,21 @@ impl Harness for ClickHouse {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_on_one_server() {
-    let Some(mut options) = common::options("conformance") else { return };
+/// A fresh database on one server, or on the cluster of two shards.
+fn harness(cluster: bool) -> Option<ClickHouse> {
+    let mut options = if cluster { common::cluster_options("conformance")? } else { common::options("conformance")? };
     options.batch_max_wait = std::time::Duration::from_millis(5);
-    conformance::run(&mut ClickHouse(options)).await;
+    Some(ClickHouse(options))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_on_a_cluster_of_two_shards() {
-    let Some(mut options) = common::cluster_options("conformance") else { return };
-    options.batch_max_wait = std::time::Duration::from_millis(5);
-    conformance::run(&mut ClickHouse(options)).await;
+mod one_server {
+    use super::*;
+
+    clew_storage::conformance_tests!(harness(false), #[tokio::test(flavor = "multi_thread", worker_threads = 2)]);
+}
+
+mod cluster_of_two_shards {
+    use super::*;
+
+    clew_storage::conformance_tests!(harness(true), #[tokio::test(flavor = "multi_thread", worker_threads = 2)]);
 }

@@ -35,9 +35,10 @@ impl conformance::Harness for Local {
     }
 }
 
-#[tokio::test]
-async fn passes_the_conformance_suite() {
-    conformance::run(&mut Local(tempfile::tempdir().unwrap())).await;
+mod conformance_suite {
+    use super::*;
+
+    clew_storage::conformance_tests!(Some(Local(tempfile::tempdir().unwrap())), #[tokio::test]);
 }
 
 fn tenant() -> TenantId {
