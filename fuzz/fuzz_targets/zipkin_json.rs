@@ -1,0 +1,11 @@
+//! A Zipkin v2 JSON body: translated to OTLP or refused with an error, never a panic.
+#![no_main]
+
+use clew_model::SpanBatch;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(request) = clew_zipkin::decode_json(data) {
+        let _ = SpanBatch::from_request(&request);
+    }
+});
