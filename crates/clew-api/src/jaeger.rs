@@ -85,8 +85,7 @@ async fn services(
     Reader(tenant, _): Reader<Jaeger>,
 ) -> Result<Json<clew_jaeger::Response<Vec<String>>>> {
     let catalog = state.storage.catalog(&tenant, catalog_range(&state.limits)).await?;
-    // Spans without a `service.name` have no service to list (Zipkin leaves them out too).
-    Ok(answer(catalog.services().into_iter().filter(|s| !s.is_empty()).map(str::to_owned).collect()))
+    Ok(answer(catalog.services().into_iter().map(str::to_owned).collect()))
 }
 
 /// `GET /services/{service}/operations`: the service's operation names, whatever their kind.

@@ -494,16 +494,22 @@ fn check_scope(scope: &str) -> Result<(), TempoError> {
     }
 }
 
+/// The scope (empty when absent) and range a tag names request asks for.
+fn tags_query(query: Option<&str>) -> Result<(String, TimeRange), TempoError> {
+    let params = Params::parse(query)?;
+    let scope = params.get("scope").unwrap_or("").to_owned();
+    check_scope(&scope)?;
+    Ok((scope, seconds_range(&params)?))
+}
+
 /// `GET /api/search/tags?scope=`: attribute names (intrinsics only when asked for by scope).
 async fn tags_v1(
     State(state): State<AppState>,
     Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<TagNames>, TempoError> {
-    let params = Params::parse(query.as_deref())?;
-    let scope = params.get("scope").unwrap_or("");
-    check_scope(scope)?;
-    let range = seconds_range(&params)?;
+    let (scope, range) = tags_query(query.as_deref())?;
+    let scope = scope.as_str();
     let names: Vec<String> = match scope {
         "intrinsic" => intrinsic_names().into_iter().map(str::to_owned).collect(),
         s if EMPTY_SCOPES.contains(&s) => Vec::new(),
@@ -530,10 +536,8 @@ async fn tags_v2(
     Reader(tenant, _): Reader<PlainText>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<TagScopes>, TempoError> {
-    let params = Params::parse(query.as_deref())?;
-    let scope = params.get("scope").unwrap_or("");
-    check_scope(scope)?;
-    let range = seconds_range(&params)?;
+    let (scope, range) = tags_query(query.as_deref())?;
+    let scope = scope.as_str();
     let mut scopes = Vec::new();
     if matches!(scope, "" | "none" | "span" | "resource") {
         let catalog = state.storage.catalog(&tenant, range).await?;

@@ -109,7 +109,7 @@ fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str> {
 /// `GET /services`: local service names, sorted.
 async fn services(State(state): State<AppState>, Reader(tenant, _): Reader<PlainText>) -> Result<Json<Vec<String>>> {
     let catalog = state.storage.catalog(&tenant, recent(&state.limits)).await?;
-    Ok(Json(catalog.services().into_iter().filter(|s| !s.is_empty()).map(str::to_owned).collect()))
+    Ok(Json(catalog.services().into_iter().map(str::to_owned).collect()))
 }
 
 /// `GET /spans?serviceName=`: the span names the service uses, sorted.

@@ -279,9 +279,10 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Distinct service names, sorted.
+    /// Distinct service names, sorted; spans without a `service.name` name no service.
     pub fn services(&self) -> Vec<&str> {
-        let mut services: Vec<&str> = self.operations.iter().map(|o| o.service.as_str()).collect();
+        let mut services: Vec<&str> =
+            self.operations.iter().map(|o| o.service.as_str()).filter(|s| !s.is_empty()).collect();
         services.dedup();
         services
     }
