@@ -6,7 +6,7 @@ use std::io::Write;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes};
@@ -180,7 +180,7 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     fn new(workload: &mut Workload, protocol: Protocol, gzip: bool) -> Self {
-        let (request, ids) = workload.request(now_nanos());
+        let (request, ids) = workload.request(clew_query::now_nanos());
         let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
         let mut body = match protocol {
             Protocol::HttpJson => {
@@ -347,10 +347,6 @@ fn accepted(response: ExportTraceServiceResponse) -> Outcome {
     Outcome::Accepted { rejected: response.partial_success.map_or(0, |p| p.rejected_spans.max(0) as u64) }
 }
 
-fn now_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// Where a worker's requests come from.
 #[derive(Clone)]
 enum Source {
@@ -362,7 +358,7 @@ enum Source {
 
 async fn worker(args: LoadgenArgs, index: usize, deadline: Instant, source: Source) -> anyhow::Result<Report> {
     let mut client = Client::connect(&args).await?;
-    let mut workload = Workload::new(args.profile, 0x5eed + index as u64 * 7919 + now_nanos());
+    let mut workload = Workload::new(args.profile, 0x5eed + index as u64 * 7919 + clew_query::now_nanos());
     let per_request = args.profile.spans_per_request() as f64;
     let interval = match args.rate {
         Rate::Max => None,
@@ -433,7 +429,8 @@ fn pregenerate(args: &LoadgenArgs, spans: u64) -> Vec<Prepared> {
             .map(|t| {
                 let count = requests / threads + usize::from(t < requests % threads);
                 scope.spawn(move || {
-                    let mut workload = Workload::new(args.profile, 0xbe7c4 + t as u64 * 104_729 + now_nanos());
+                    let mut workload =
+                        Workload::new(args.profile, 0xbe7c4 + t as u64 * 104_729 + clew_query::now_nanos());
                     (0..count).map(|_| Prepared::new(&mut workload, args.protocol, args.gzip)).collect::<Vec<_>>()
                 })
             })

@@ -13,16 +13,12 @@ use std::time::Duration;
 
 use clew_model::otlp::collector::trace::v1::trace_service_client::TraceServiceClient;
 use clew_model::TraceId;
-use clew_testkit::{Profile, TestServer, Workload};
+use clew_testkit::{now_nanos, Profile, TestServer, Workload};
 use prost::Message;
 
 mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clew");
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-}
 
 /// The servers `scripts/services start` runs, or `None` (outside CI) when it has not run.
 struct Services {

@@ -14,17 +14,13 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceResponse;
 use clew_model::otlp::trace::v1::TracesData;
 use clew_model::TraceId;
 use clew_storage::conformance::every_field_request;
-use clew_testkit::{Profile, TestServer, Workload};
+use clew_testkit::{now_nanos, Profile, TestServer, Workload};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 
 mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clew");
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-}
 
 fn server() -> TestServer {
     TestServer::start(BIN).unwrap()

@@ -11,7 +11,7 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
 use clew_model::otlp::resource::v1::Resource;
 use clew_model::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
-use clew_testkit::TestServer;
+use clew_testkit::{now_nanos, TestServer};
 use prost::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clew");
@@ -25,10 +25,6 @@ fn kv(key: &str, value: &str) -> KeyValue {
         value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }),
         ..KeyValue::default()
     }
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 fn span(id: u8, parent: Option<u8>, name: &str, attributes: Vec<KeyValue>) -> Span {

@@ -13,7 +13,7 @@ use clew_model::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use clew_model::otlp::common::v1::{any_value::Value, AnyValue, KeyValue};
 use clew_model::otlp::resource::v1::Resource;
 use clew_model::otlp::trace::v1::{status::StatusCode, ResourceSpans, ScopeSpans, Span, Status};
-use clew_testkit::TestServer;
+use clew_testkit::{now_nanos, TestServer};
 use prost::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clew");
@@ -53,10 +53,6 @@ struct Trace {
 
 fn hex(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 /// Span `n` of a trace: 1 is the root, 2 and 3 its children. A slow trace's root lasts 3 s,

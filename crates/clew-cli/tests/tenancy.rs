@@ -15,7 +15,7 @@ use clew_model::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use clew_model::otlp::trace::v1::span::SpanKind;
 use clew_model::otlp::trace::v1::ResourceSpans;
 use clew_storage::conformance::every_field_request;
-use clew_testkit::TestServer;
+use clew_testkit::{now_nanos, TestServer};
 use prost::Message;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -24,10 +24,6 @@ use serde_json::{json, Value};
 const BIN: &str = env!("CARGO_BIN_EXE_clew");
 /// The first admin's personal token (`CLEW_BOOTSTRAP_ADMIN_TOKEN`, at least 24 characters).
 const ADMIN_TOKEN: &str = "tenancy-e2e-bootstrap-admin-token-0001";
-
-fn now_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
-}
 
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64

@@ -19,3 +19,8 @@ pub fn service_url(var: &str) -> Option<String> {
     eprintln!("skipped: {var} is not set (scripts/services start DIR starts the servers)");
     None
 }
+
+/// The wall clock in Unix nanoseconds, for spans that must fall in a query's default range.
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
