@@ -80,8 +80,8 @@ pub(crate) trait ErrorFormat {
     fn body(status: StatusCode, code: Code, message: String) -> Response;
 }
 
-/// An [`ApiError`] answered in format `F`: the status of [`ApiError::status_and_code`],
-/// `Retry-After` when a retry can succeed; internal failures are logged here and shown to the
+/// An [`ApiError`] answered in format `F`: the HTTP status of its [`Code`], `Retry-After`
+/// when a retry can succeed; internal failures are logged here and shown to the
 /// client only by their kind.
 #[derive(Debug)]
 pub(crate) struct Failure<F>(pub(crate) ApiError, PhantomData<F>);
@@ -113,18 +113,23 @@ impl<F: ErrorFormat> IntoResponse for Failure<F> {
     }
 }
 
-/// An error and each of its causes, `: `-separated, for the log.
+/// An error and each of its causes, `: `-separated, for the log; a cause the message already
+/// shows (most say `{context}: {source}`) is not repeated.
 struct ErrorChain<'a>(&'a dyn std::error::Error);
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut text = self.0.to_string();
         let mut source = self.0.source();
         while let Some(cause) = source {
-            write!(f, ": {cause}")?;
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
             source = cause.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 
@@ -215,7 +220,7 @@ mod tests {
         let e = ApiError::from(AccessError::internal("hash a password", std::io::Error::other("secret detail")));
         assert_eq!(e.code(), Code::Internal);
         assert!(!e.public_message().contains("secret"));
-        assert!(ErrorChain(&e).to_string().contains("hash a password: secret detail"), "{}", ErrorChain(&e));
+        assert_eq!(ErrorChain(&e).to_string(), "hash a password: secret detail", "each cause once");
         let chained = ApiError::internal("read a segment", std::io::Error::other("disk gone"));
         assert!(std::error::Error::source(&chained).is_some(), "the cause stays a source, not a string");
     }
