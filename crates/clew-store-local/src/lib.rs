@@ -2,23 +2,27 @@
 //!
 //! Owns everything under the data directory: the write-ahead log (`wal/`), the in-memory head
 //! that serves recent spans, Parquet segments per tenant and day (`segments/`), their trace-ID
-//! indexes, compaction, and recovery. It implements the traits of `clew-storage` and knows
+//! indexes, compaction, and recovery (`recovery`), flushing and compaction loops (`flush`), and
+//! per-day usage and dropping (`retention`). It implements the traits of `clew-storage` and knows
 //! nothing of receivers, APIs or configuration files. The file format and the guarantees are
 //! described in this crate's README.
 
 mod attributes;
 mod compaction;
+mod flush;
 mod head;
 mod metrics;
+mod recovery;
+mod retention;
 mod rollup_file;
 mod scan;
 mod segment;
 mod wal;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::mem;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,14 +36,15 @@ use clew_storage::{
 };
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
-use prost::Message;
 use tokio::sync::{Notify, RwLock, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::flush::{compaction_loop, flush_loop};
 use crate::head::Head;
 use crate::metrics::EngineMetrics;
+use crate::recovery::{day_of_minute, recover, Recovered};
 use crate::scan::Snapshot;
-use crate::segment::{FlushTag, Segment, SegmentMeta, SegmentWriter, BATCH_ROWS};
+use crate::segment::Segment;
 use crate::wal::Wal;
 
 pub use clew_rollup::BuilderOptions;
@@ -276,127 +281,6 @@ impl Builders {
     }
 }
 
-struct Recovered {
-    head: Head,
-    builders: Builders,
-    segments: Vec<Segment>,
-    next_segment_id: u64,
-    next_wal_seq: u64,
-}
-
-fn recover(options: &EngineOptions, metrics: &EngineMetrics) -> Result<Recovered> {
-    let wal_dir = options.data_dir.join("wal");
-    let segments_dir = options.data_dir.join("segments");
-    for dir in [&wal_dir, &segments_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::internal(format!("create directory {}", dir.display()), e))?;
-    }
-    let mut segments = Vec::new();
-    for path in segment::find_segment_files(&segments_dir).map_err(io_err("list segments"))? {
-        match Segment::open(&path) {
-            Ok(segment) => segments.push(segment),
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                // Keep serving everything else; the file stays for inspection.
-                tracing::error!(segment = %path.display(), error = %e, "segment is unreadable; setting it aside");
-                let aside = path.with_extension("parquet.corrupt");
-                std::fs::rename(&path, &aside).map_err(io_err("set aside a corrupt segment"))?;
-            }
-            Err(e) => return Err(StorageError::internal(format!("open segment {}", path.display()), e)),
-        }
-    }
-    let next_segment_id = segments.iter().map(|s| s.meta.id).max().unwrap_or(0) + 1;
-
-    // A compaction that finished writing replaces its inputs, even if it crashed before
-    // deleting them.
-    let replaced: Vec<u64> = segments.iter().flat_map(|s| s.meta.replaces.iter().copied()).collect();
-    let (gone, kept): (Vec<_>, Vec<_>) = segments.into_iter().partition(|s| replaced.contains(&s.meta.id));
-    for segment in gone {
-        Segment::remove_files(&segment.path).map_err(io_err("remove compacted segment"))?;
-    }
-
-    // A flush whose segments are all present is complete even if the checkpoint was not yet
-    // written; an incomplete one is undone, and its spans come back from the WAL.
-    let mut checkpoint = wal::read_checkpoint(&wal_dir).map_err(io_err("read the WAL checkpoint"))?;
-    let mut flushes: HashMap<u64, (u32, u32)> = HashMap::new();
-    for tag in kept.iter().filter_map(|s| s.meta.flush).filter(|t| t.wal_upto > checkpoint) {
-        let entry = flushes.entry(tag.wal_upto).or_insert((tag.segments, 0));
-        entry.1 += 1;
-    }
-    let complete = |wal_upto: u64| flushes.get(&wal_upto).is_some_and(|(want, have)| want == have);
-    let mut segments = Vec::new();
-    for segment in kept {
-        match segment.meta.flush {
-            Some(tag) if tag.wal_upto > checkpoint && !complete(tag.wal_upto) => {
-                tracing::warn!(segment = %segment.path.display(), "removing segment of an interrupted flush; the WAL has its spans");
-                Segment::remove_files(&segment.path).map_err(io_err("remove segment of an interrupted flush"))?;
-            }
-            _ => segments.push(segment),
-        }
-    }
-    if let Some(done) = flushes.keys().copied().filter(|&w| complete(w)).max() {
-        checkpoint = checkpoint.max(done);
-        wal::checkpoint(&wal_dir, checkpoint).map_err(io_err("write the WAL checkpoint"))?;
-    }
-    for segment in &mut segments {
-        if rebuild_rollup(options, segment).map_err(io_err("rebuild a segment's rollup"))? {
-            segment.rollup_bytes =
-                segment::file_len(&rollup_file::path_of(&segment.path)).map_err(io_err("measure a rebuilt rollup"))?;
-        }
-    }
-
-    let mut head = Head::default();
-    let mut builders = Builders::new(&options.rollups);
-    let mut bad_records = 0u64;
-    let report = wal::replay(&wal_dir, |_, payload| {
-        let Ok(record) = wal::WalRecord::decode(payload) else { return false };
-        let decoded = record.tenant.parse::<TenantId>().ok().zip(SpanBatch::decode(record.request).ok());
-        match decoded {
-            Some((tenant, batch)) => {
-                builders.add(&tenant, Observations::of_batch(&options.rollups, &batch));
-                let rows = rows_from_batch(&batch);
-                head.insert(&tenant, rows);
-            }
-            None => bad_records += 1,
-        }
-        true
-    })
-    .map_err(io_err("replay the WAL"))?;
-    if bad_records > 0 {
-        tracing::error!(records = bad_records, "wal records with a valid checksum did not decode; skipped");
-    }
-    metrics.recovered(report.records as u64, report.cut_bytes);
-    tracing::info!(
-        segments = segments.len(),
-        wal_files = report.files,
-        wal_records = report.records,
-        head_spans = head.spans,
-        cut_bytes = report.cut_bytes,
-        "storage recovered"
-    );
-    Ok(Recovered { head, builders, segments, next_segment_id, next_wal_seq: report.last_seq.max(checkpoint) + 1 })
-}
-
-/// Writes the rollup of a segment stored before rollups existed (or whose rollup file was
-/// deleted), from its rows alone; whether it had to.
-fn rebuild_rollup(options: &EngineOptions, segment: &Segment) -> io::Result<bool> {
-    let path = rollup_file::path_of(&segment.path);
-    if path.exists() {
-        return Ok(false);
-    }
-    tracing::info!(segment = %segment.path.display(), "computing the rollup of a segment written without one");
-    let mut rows = Vec::new();
-    for batch in segment.scan()? {
-        rows.extend(batch?);
-    }
-    rollup_file::write(&path, &Builder::once(Arc::new(options.rollups.clone()), &rows))?;
-    Ok(true)
-}
-
-/// The UTC day a rollup minute falls on.
-fn day_of_minute(minute: u32) -> u32 {
-    day_of(u64::from(minute) * MINUTE_NANOS)
-}
-
 impl Inner {
     fn overloaded(&self, reason: &str) -> StorageError {
         self.metrics.refused.inc();
@@ -557,228 +441,6 @@ impl Inner {
         .await
     }
 
-    /// Freezes the head (or retries a frozen head that failed to flush), writes it as segments,
-    /// records the checkpoint and drops the covered WAL files.
-    async fn flush_once(&self) -> Result<()> {
-        let one_at_a_time = self.flush_lock.lock().await;
-        self.flush_locked(&one_at_a_time).await
-    }
-
-    /// [`Inner::flush_once`] for a caller that holds the flush lock.
-    async fn flush_locked(&self, _flush_lock: &tokio::sync::MutexGuard<'_, ()>) -> Result<()> {
-        let existing = self.state.lock().frozen.clone();
-        let frozen = match existing {
-            Some(frozen) => frozen,
-            None => {
-                let _exclusive = self.rotation.write().await;
-                {
-                    // Calls whose wait is over belong to this head; at close every wait ends.
-                    let mut state = self.state.lock();
-                    let unpaired =
-                        self.builders.lock().move_into(&mut state.active, self.closed.load(Ordering::Acquire));
-                    self.metrics.unpaired_spans.inc_by(unpaired);
-                    if state.active.is_empty() {
-                        return Ok(());
-                    }
-                }
-                let next = self.wal.rotate().await.map_err(io_err("rotate the WAL"))?;
-                let mut state = self.state.lock();
-                let mut head = mem::take(&mut state.active);
-                head.wal_upto = next - 1;
-                let head = Arc::new(head);
-                state.frozen = Some(head.clone());
-                head
-            }
-        };
-        let ids = self.next_segment_id.clone();
-        let segments_dir = self.segments_dir.clone();
-        let wal_dir = self.wal_dir.clone();
-        let head = frozen.clone();
-        // Segments written by an attempt whose checkpoint failed are kept, not written again.
-        let already_written = self.unregistered.lock().take();
-        let written =
-            tokio::task::spawn_blocking(move || -> Result<Vec<Segment>, (Option<Vec<Segment>>, io::Error)> {
-                let segments = match already_written {
-                    Some(segments) => segments,
-                    None => write_head(&segments_dir, &head, &ids).map_err(|e| (None, e))?,
-                };
-                match wal::checkpoint(&wal_dir, head.wal_upto) {
-                    Ok(()) => Ok(segments),
-                    Err(e) => Err((Some(segments), e)),
-                }
-            })
-            .await
-            .map_err(|e| StorageError::internal("flush the head", e))?;
-        let segments = match written {
-            Ok(segments) => segments,
-            Err((segments, e)) => {
-                *self.unregistered.lock() = segments;
-                self.metrics.flush_failures.inc();
-                return Err(StorageError::Unavailable {
-                    context: "flush the head to segments".into(),
-                    retry_after: self.options.retry_after,
-                    source: Box::new(e),
-                });
-            }
-        };
-        {
-            let mut state = self.state.lock();
-            for segment in segments {
-                state.segments.entry(segment.meta.tenant.clone()).or_default().push(Arc::new(segment));
-            }
-            state.frozen = None;
-        }
-        self.metrics.flushes.inc();
-        self.compaction_wanted.notify_one();
-        self.update_gauges();
-        tracing::debug!(spans = frozen.spans, "head flushed");
-        Ok(())
-    }
-
-    async fn compact_once(&self) -> Result<bool> {
-        let _one_at_a_time = self.compaction_lock.lock().await;
-        let inputs = {
-            let state = self.state.lock();
-            compaction::pick(
-                &state.segments,
-                self.options.compaction_min_segments,
-                self.options.compaction_target_spans,
-            )
-        };
-        let Some(inputs) = inputs else {
-            return Ok(false);
-        };
-        let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
-        let root = self.segments_dir.clone();
-        let merge_inputs = inputs.clone();
-        let target = self.options.compaction_target_spans;
-        let merged = tokio::task::spawn_blocking(move || compaction::merge(&root, id, &merge_inputs, target))
-            .await
-            .map_err(|e| StorageError::internal("compact segments", e))?
-            .map_err(io_err("compact segments"))?;
-        let tenant = merged.meta.tenant.clone();
-        {
-            let mut state = self.state.lock();
-            let list = state.segments.entry(tenant).or_default();
-            list.retain(|s| !inputs.iter().any(|i| Arc::ptr_eq(i, s)));
-            list.push(Arc::new(merged));
-        }
-        // The merged segment is registered before its inputs are deleted: a lookup that read
-        // the old list and finds an input gone looks again (see `trace`).
-        let paths: Vec<PathBuf> = inputs.iter().map(|s| s.path.clone()).collect();
-        tokio::task::spawn_blocking(move || paths.iter().try_for_each(|p| Segment::remove_files(p)))
-            .await
-            .map_err(|e| StorageError::internal("remove compacted segments", e))?
-            .map_err(io_err("remove compacted segments"))?;
-        self.metrics.compactions.inc();
-        self.update_gauges();
-        Ok(true)
-    }
-
-    /// Tenants with segments or with spans in the head, sorted.
-    fn tenants(&self) -> Vec<TenantId> {
-        let state = self.state.lock();
-        let mut tenants: BTreeSet<TenantId> =
-            state.segments.iter().filter(|(_, list)| !list.is_empty()).map(|(tenant, _)| tenant.clone()).collect();
-        tenants.extend(state.active.tenants().cloned());
-        if let Some(frozen) = &state.frozen {
-            tenants.extend(frozen.tenants().cloned());
-        }
-        tenants.into_iter().collect()
-    }
-
-    /// What `tenant`'s segments keep per day, oldest first.
-    fn days(&self, tenant: &TenantId) -> Vec<DayUsage> {
-        let state = self.state.lock();
-        let mut days: BTreeMap<u32, DayUsage> = BTreeMap::new();
-        for segment in state.segments.get(tenant).into_iter().flatten() {
-            let day = segment.meta.day;
-            let usage = days.entry(day).or_insert(DayUsage { day, bytes: 0, spans: 0 });
-            usage.bytes += segment.disk_bytes();
-            usage.spans += segment.spans;
-        }
-        days.into_values().collect()
-    }
-
-    /// Deletes everything `tenant` stored for `day`. Holds the compaction lock and then the
-    /// flush lock throughout, so no segment of the day is written, merged or registered
-    /// meanwhile (the compaction lock first: a long merge then delays the drop, not flushes).
-    ///
-    /// 1. Flushes: every span acknowledged so far is in a segment, and the WAL checkpoint is
-    ///    past it, so no replay brings the day back.
-    /// 2. Ends the tenant's rollup waits, forgetting what they add to the day.
-    /// 3. Takes the day's segments out of the list readers snapshot (see `read_files`).
-    /// 4. Renames the day's directory to `{day}.dropped` and syncs its parent: from then on a
-    ///    crash cannot bring the day back, startup deletes whatever is left under that name.
-    ///    If the rename fails, the segments go back to the list and nothing was dropped.
-    /// 5. Deletes the renamed directory, and the tenant's directory if that leaves it empty.
-    async fn drop_day(&self, tenant: &TenantId, day: u32) -> Result<DayUsage> {
-        let _no_compaction = self.compaction_lock.lock().await;
-        let no_flush = self.flush_lock.lock().await;
-        // Checked under the locks: `close` sets it before it aborts the compactor, whose merge
-        // may still be writing when the lock is released.
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StorageError::Closed);
-        }
-        // A frozen head that failed to flush earlier is retried first; then the active head.
-        self.flush_locked(&no_flush).await?;
-        self.flush_locked(&no_flush).await?;
-        // What the head held is in segments now; what the tenant's spans still wait for would
-        // add calls to the day later.
-        self.builders.lock().forget_day(tenant, day);
-        let dropped: Vec<Arc<Segment>> = {
-            let mut state = self.state.lock();
-            let dropped = match state.segments.get_mut(tenant) {
-                Some(list) => {
-                    let (dropped, kept) = mem::take(list).into_iter().partition(|s| s.meta.day == day);
-                    *list = kept;
-                    dropped
-                }
-                None => Vec::new(),
-            };
-            if state.segments.get(tenant).is_some_and(Vec::is_empty) {
-                state.segments.remove(tenant);
-            }
-            self.drops.fetch_add(1, Ordering::SeqCst);
-            dropped
-        };
-        let usage = DayUsage {
-            day,
-            bytes: dropped.iter().map(|s| s.disk_bytes()).sum(),
-            spans: dropped.iter().map(|s| s.spans).sum(),
-        };
-        let dir = segment::day_dir(&self.segments_dir, tenant, day);
-        let tombstone = segment::dropped_dir(&self.segments_dir, tenant, day);
-        let deleted = tokio::task::spawn_blocking(move || delete_day_dir(&dir, &tombstone))
-            .await
-            .map_err(|e| StorageError::internal("delete a dropped day", e))?;
-        match deleted {
-            Ok(()) => {}
-            Err(Deletion::NotRenamed(e)) => {
-                let mut state = self.state.lock();
-                state.segments.entry(tenant.clone()).or_default().extend(dropped);
-                return Err(StorageError::internal(format!("drop day {} of {tenant}", segment::day_name(day)), e));
-            }
-            Err(Deletion::NotRemoved(e)) => {
-                self.update_gauges();
-                return Err(StorageError::internal(
-                    format!(
-                        "delete the files of dropped day {} of {tenant} (no longer served; deleted at the next start)",
-                        segment::day_name(day)
-                    ),
-                    e,
-                ));
-            }
-        }
-        if !dropped.is_empty() {
-            self.metrics.days_dropped.inc();
-            let name = segment::day_name(day);
-            tracing::info!(%tenant, day = %name, spans = usage.spans, bytes = usage.bytes, "day dropped");
-        }
-        self.update_gauges();
-        Ok(usage)
-    }
-
     /// Runs the file reads `prepare` makes off the async threads. `prepare` takes what to read
     /// under the engine lock; a compaction may delete a segment between then and the read, but
     /// by then its replacement is registered, so a read that finds a file gone is prepared and
@@ -807,135 +469,6 @@ impl Inner {
                     return Err(StorageError::Corrupt { location: location.to_owned(), reason: e.to_string() })
                 }
                 Err(e) => return Err(StorageError::internal(what.to_owned(), e)),
-            }
-        }
-    }
-}
-
-/// How deleting a day's directory failed.
-enum Deletion {
-    /// Before the rename: the day is still there.
-    NotRenamed(io::Error),
-    /// After it: the day is gone, some of its files are left under the `.dropped` name.
-    NotRemoved(io::Error),
-}
-
-/// Deletes the day directory `dir` by renaming it to `tombstone` (durably) and then removing
-/// that; `dir` not existing is success.
-fn delete_day_dir(dir: &Path, tombstone: &Path) -> Result<(), Deletion> {
-    fn remove_all(path: &Path) -> io::Result<()> {
-        match std::fs::remove_dir_all(path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-    // What an earlier drop of this day could not delete.
-    remove_all(tombstone).map_err(Deletion::NotRenamed)?;
-    match std::fs::rename(dir, tombstone) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Deletion::NotRenamed(e)),
-    }
-    let tenant_dir = dir.parent().ok_or_else(|| Deletion::NotRemoved(io::Error::other("day without a parent")))?;
-    std::fs::File::open(tenant_dir).and_then(|d| d.sync_all()).map_err(Deletion::NotRemoved)?;
-    remove_all(tombstone).map_err(Deletion::NotRemoved)?;
-    // Only if empty; a tenant with other days keeps its directory.
-    if std::fs::remove_dir(tenant_dir).is_ok() {
-        if let Some(root) = tenant_dir.parent() {
-            let _ = std::fs::File::open(root).and_then(|d| d.sync_all());
-        }
-    }
-    Ok(())
-}
-
-fn write_head(root: &Path, head: &Head, ids: &AtomicU64) -> io::Result<Vec<Segment>> {
-    let parts = head.partitions();
-    let mut rollups: HashMap<(TenantId, u32), Rollup> = HashMap::new();
-    let mut days: HashMap<&TenantId, Vec<u32>> = HashMap::new();
-    for (tenant, day, _) in &parts {
-        days.entry(tenant).or_default().push(*day);
-    }
-    for (tenant, days) in days {
-        rollups.extend(head.rollup_parts(tenant, &days).into_iter().map(|(day, r)| ((tenant.clone(), day), r)));
-    }
-    let count = parts.len() as u32;
-    let first_id = ids.fetch_add(parts.len() as u64, Ordering::Relaxed);
-    let mut segments = Vec::with_capacity(parts.len());
-    for (i, (tenant, day, rows)) in parts.into_iter().enumerate() {
-        let meta = SegmentMeta {
-            id: first_id + i as u64,
-            tenant: tenant.clone(),
-            day,
-            replaces: Vec::new(),
-            flush: Some(FlushTag { wal_upto: head.wal_upto, segments: count }),
-        };
-        let rollup = rollups.remove(&(tenant, day)).unwrap_or_default();
-        let written = attributes::choose(&rows)
-            .and_then(|columns| SegmentWriter::create(root, meta, columns, segment::ZSTD_FAST))
-            .and_then(|mut writer| {
-                for chunk in rows.chunks(BATCH_ROWS) {
-                    writer.write(chunk)?;
-                }
-                writer.finish(&rollup)
-            });
-        match written {
-            Ok(segment) => segments.push(segment),
-            Err(e) => {
-                // Leave no partial flush behind: the retry writes the whole head again.
-                for segment in &segments {
-                    if let Err(e) = Segment::remove_files(&segment.path) {
-                        tracing::warn!(segment = %segment.path.display(), error = %e, "cannot remove segment of a failed flush");
-                    }
-                }
-                return Err(e);
-            }
-        }
-    }
-    Ok(segments)
-}
-
-async fn flush_loop(inner: Arc<Inner>) {
-    let tick = (inner.options.flush_interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            () = inner.flush_wanted.notified() => {}
-            () = tokio::time::sleep(tick) => {}
-        }
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let due = {
-            let state = inner.state.lock();
-            state.frozen.is_some()
-                || state.active.bytes as u64 >= inner.options.head_flush_bytes
-                || state.active.since.is_some_and(|t| t.elapsed() >= inner.options.flush_interval)
-        };
-        if due {
-            if let Err(e) = inner.flush_once().await {
-                tracing::error!(error = %e, "flush failed; retrying");
-                tokio::time::sleep(inner.options.retry_after).await;
-            }
-        }
-        inner.update_gauges();
-    }
-}
-
-async fn compaction_loop(inner: Arc<Inner>) {
-    // Segments recovered at startup may already call for compaction.
-    inner.compaction_wanted.notify_one();
-    loop {
-        inner.compaction_wanted.notified().await;
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        loop {
-            match inner.compact_once().await {
-                Ok(true) => continue,
-                Ok(false) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "compaction failed");
-                    break;
-                }
             }
         }
     }
