@@ -98,7 +98,7 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
 
 // The shapes the pages read, generated from docs/openapi.yaml (`npm run types`).
 
-type Schemas = components['schemas'];
+export type Schemas = components['schemas'];
 export type SearchResult = Schemas['SearchResult'];
 export type TraceSummary = SearchResult['traces'][number];
 export type ServiceCount = TraceSummary['services'][number];

@@ -2,12 +2,10 @@
 // formatting, the change-in-progress state and the small components every tab uses.
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { api } from '../../api';
-import type { components } from '../../api-schema';
+import { api, type Schemas } from '../../api';
 import { ErrorBanner } from '../../components/common';
 import { timestamp } from '../../format';
 
-export type Schemas = components['schemas'];
 export type Role = Schemas['Role'];
 export type Scope = Schemas['Scope'];
 export type User = Schemas['User'];
